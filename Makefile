@@ -1,0 +1,38 @@
+# One entry point for the local stack, tests and tooling. Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= data/sample
+OUT ?= out
+
+.PHONY: demo demo-reset test test-unit lint sample-data bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed
+
+## make demo [DATA=path/to/raw] [OUT=path/to/out]: run the DAG on the local stack
+demo: $(BIN)/.installed
+	$(BIN)/python -m include.music_kpis.demo --data "$(DATA)" --out "$(OUT)"
+
+## make demo-reset: forget the local warehouse and Airflow state
+demo-reset:
+	rm -rf .local
+
+## make test: DAG integrity, unit, Redshift-rendering and integration tests
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+sample-data: $(BIN)/.installed
+	$(BIN)/python -m include.music_kpis.sample_data --out data/sample
+
+clean: demo-reset
+	rm -rf $(VENV) $(OUT)

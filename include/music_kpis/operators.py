@@ -1,0 +1,88 @@
+"""S3ParquetToPostgresOperator: the local stand-in for S3ToRedshiftOperator.
+
+It has the same mapped shape (``table``, ``s3_bucket``, ``s3_key`` prefix) and
+the same semantics as Redshift ``COPY ... FORMAT AS PARQUET`` with ``APPEND``:
+every Parquet object under the prefix is appended, columns matched by
+position, all objects in one transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+from airflow.sdk import BaseOperator
+
+
+class S3ParquetToPostgresOperator(BaseOperator):
+    template_fields: Sequence[str] = ("table", "schema", "s3_bucket", "s3_key", "postgres_conn_id", "aws_conn_id")
+    ui_color = "#99e699"
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        s3_bucket: str,
+        s3_key: str,
+        schema: str | None = None,
+        postgres_conn_id: str = "postgres_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self.schema = schema
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.postgres_conn_id = postgres_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Any) -> int:
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
+        keys = sorted(k for k in s3.list_keys(self.s3_bucket, prefix=self.s3_key) if k.endswith(".parquet"))
+        statement = f"COPY {_qualified(self.schema, self.table)} FROM STDIN WITH (FORMAT csv, HEADER true)"
+        conn = PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()
+        rows = 0
+        try:
+            with conn.cursor() as cursor:
+                for key in keys:
+                    table = pq.read_table(io.BytesIO(s3.get_key(key, self.s3_bucket).get()["Body"].read()))
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(table, buffer)
+                    _copy_from(cursor, statement, buffer.getvalue())
+                    rows += table.num_rows
+            conn.commit()
+        finally:
+            conn.close()
+        self.log.info(
+            "Appended %d rows from %d Parquet object(s) under s3://%s/%s into %s",
+            rows,
+            len(keys),
+            self.s3_bucket,
+            self.s3_key,
+            self.table,
+        )
+        return rows
+
+
+def _qualified(schema: str | None, table: str) -> str:
+    names = [n for n in (schema, table) if n]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return ".".join(f'"{n}"' for n in names)
+
+
+def _copy_from(cursor: Any, statement: str, data: bytes) -> None:
+    """COPY FROM STDIN on either driver the Postgres provider may hand out."""
+    if hasattr(cursor, "copy_expert"):  # psycopg2
+        cursor.copy_expert(statement, io.BytesIO(data))
+    else:  # psycopg 3
+        with cursor.copy(statement) as copy:
+            copy.write(data)

@@ -1,0 +1,95 @@
+"""What the DAG's Python tasks do; the DAG file only wires these together.
+
+Data passes between tasks through S3 and the warehouse; XComs carry only
+small descriptions of files (keys, ids, outcomes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import awswrangler as wr
+import boto3
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.sdk import BaseHook, Variable
+
+from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, transformed_prefix
+from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
+from include.music_kpis.schemas import load_schema
+from include.music_kpis.warehouse import AWS_CONN_ID, SQL_DIR, WAREHOUSE_CONN_ID
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Airflow variables the tasks read when they run (AIRFLOW_VAR_* overrides)."""
+
+    raw_bucket: str
+    processed_bucket: str
+    reject_threshold: float
+    chunk_rows: int
+
+    @classmethod
+    def from_variables(cls) -> RuntimeSettings:
+        return cls(
+            raw_bucket=Variable.get("music_kpis_raw_bucket"),
+            processed_bucket=Variable.get("music_kpis_processed_bucket"),
+            reject_threshold=float(Variable.get("music_kpis_reject_threshold", default="0.05")),
+            chunk_rows=int(Variable.get("music_kpis_chunk_rows", default="500000")),
+        )
+
+
+def wrangler_session(aws_conn_id: str = AWS_CONN_ID) -> boto3.Session:
+    """boto3 session of an Airflow AWS connection, with its endpoint for awswrangler."""
+    hook = S3Hook(aws_conn_id=aws_conn_id)
+    endpoint = hook.conn_config.endpoint_url
+    if endpoint:  # moto or MinIO locally; unset on AWS
+        wr.config.s3_endpoint_url = endpoint
+    return hook.get_session()
+
+
+def find_new_files() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Raw files not in the ledger yet, and those already processed (to skip)."""
+    settings = RuntimeSettings.from_variables()
+    files = list_raw_files(S3Hook(aws_conn_id=AWS_CONN_ID), settings.raw_bucket)
+    warehouse = BaseHook.get_hook(WAREHOUSE_CONN_ID)
+    processed = {row[0] for row in warehouse.get_records((SQL_DIR / "select_ledger.sql").read_text())}
+    new = [f for f in files if f.file_id not in processed]
+    skipped = [f for f in files if f.file_id in processed]
+    return [f.to_xcom() for f in new], [f.to_xcom() for f in skipped]
+
+
+def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
+    settings = RuntimeSettings.from_variables()
+    outcome = process_raw_file(
+        RawFile(**raw_file),
+        raw_bucket=settings.raw_bucket,
+        processed_bucket=settings.processed_bucket,
+        reject_threshold=settings.reject_threshold,
+        session=wrangler_session(),
+        chunk_rows=settings.chunk_rows,
+    )
+    return outcome.to_xcom()
+
+
+def stage_batch(run_id: str, outcomes: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Write the batch manifest; return one COPY job per accepted file, plus the manifest."""
+    settings = RuntimeSettings.from_variables()
+    batch = [FileOutcome(**o) for o in outcomes]
+    batch += [FileOutcome(**f, file_id=RawFile(**f).file_id, outcome=SKIPPED) for f in skipped]
+    manifest = write_manifest(batch_id_for(run_id), batch, settings.processed_bucket, wrangler_session())
+    jobs = [
+        {"table": load_schema(o.dataset).staging_table, "s3_key": transformed_prefix(o.dataset, o.file_id)}
+        for o in batch
+        if o.outcome == ACCEPTED
+    ]
+    return [*jobs, {"table": "stg_files", "s3_key": manifest}]
+
+
+def rejection_report(outcomes: list[dict[str, Any]]) -> str | None:
+    """One line per rejected file with its reason, or None when none was rejected."""
+    rejected = [o for o in outcomes if o["outcome"] == REJECTED]
+    if not rejected:
+        return None
+    lines = [f"{o['raw_key']}: {o['reason']}" for o in rejected]
+    return f"{len(rejected)} raw file(s) rejected; every other file was loaded:\n" + "\n".join(lines)

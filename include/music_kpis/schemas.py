@@ -1,0 +1,134 @@
+"""Dataset schemas, read from ``include/schemas/*.yaml``.
+
+The YAML files are the single source of truth: validation reads them, the
+Parquet files written for COPY follow them column by column, and a test checks
+that the warehouse DDL agrees with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import pyarrow as pa
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+DATASETS: tuple[str, ...] = ("users", "songs", "streams")
+
+# Columns every staging row carries after the dataset's own columns: which
+# file it came from and its row number there (1 = first data row). They scope
+# staging rows to a file, make a retried COPY harmless and give "last row wins".
+LINEAGE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("file_id", pa.string()),
+    ("source_row", pa.int64()),
+)
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "smallint": pa.int16(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "text": pa.string(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+}
+
+# The warehouse type of each schema type, as information_schema reports it on
+# PostgreSQL (Redshift uses the same names in the DDL).
+SQL_TYPES: dict[str, str] = {
+    "bigint": "bigint",
+    "integer": "integer",
+    "smallint": "smallint",
+    "double": "double precision",
+    "boolean": "boolean",
+    "text": "character varying",
+    "date": "date",
+    "timestamp": "timestamp without time zone",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = False
+    optional: bool = False
+    min: float | None = None
+    max: float | None = None
+    max_bytes: int | None = None
+    lower: bool = False
+
+    @property
+    def accepts_null(self) -> bool:
+        return self.nullable or self.optional
+
+
+@dataclass(frozen=True)
+class Derived:
+    name: str
+    type: str
+    source: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    dataset: str
+    raw_prefix: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    derived: tuple[Derived, ...] = ()
+    ignore_leading_columns: tuple[str, ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if not c.optional]
+
+    @property
+    def warehouse_columns(self) -> list[tuple[str, str]]:
+        """(name, schema type) of the warehouse table, in order."""
+        return [(c.name, c.type) for c in self.columns] + [(d.name, d.type) for d in self.derived]
+
+    @property
+    def staging_arrow_schema(self) -> pa.Schema:
+        """Column order and types of the transformed Parquet and the staging table."""
+        fields = [pa.field(name, ARROW_TYPES[kind]) for name, kind in self.warehouse_columns]
+        fields += [pa.field(name, kind) for name, kind in LINEAGE_COLUMNS]
+        return pa.schema(fields)
+
+    @property
+    def staging_table(self) -> str:
+        return f"stg_{self.dataset}"
+
+
+def _column(spec: dict) -> Column:
+    unknown = set(spec) - set(Column.__dataclass_fields__)
+    if unknown or spec["type"] not in ARROW_TYPES:
+        raise ValueError(f"bad column spec {spec!r}")
+    return Column(**spec)
+
+
+@cache
+def load_schema(dataset: str) -> DatasetSchema:
+    raw = yaml.safe_load((SCHEMA_DIR / f"{dataset}.yaml").read_text(encoding="utf-8"))
+    return DatasetSchema(
+        dataset=raw["dataset"],
+        raw_prefix=raw["raw_prefix"],
+        key=tuple(raw["key"]),
+        columns=tuple(_column(c) for c in raw["columns"]),
+        derived=tuple(
+            Derived(name=d["name"], type=d["type"], source=d["from"], rule=d["rule"]) for d in raw.get("derived", [])
+        ),
+        ignore_leading_columns=tuple(raw.get("ignore_leading_columns", [])),
+    )
+
+
+def all_schemas() -> list[DatasetSchema]:
+    return [load_schema(name) for name in DATASETS]

@@ -1,0 +1,60 @@
+-- Append the batch's plays to the fact table, in one transaction. A play is
+-- loaded at most once (repeats within a file, across files and across runs
+-- are skipped); a play whose user or track is unknown is parked and retried
+-- by every later run until both exist.
+{%- set dataset = 'streams' %}
+{%- set batch = batch_id_for(run_id) %}
+{%- set play = 'user_id, track_id, listen_time, listen_date, listen_hour' %}
+
+{% include '_batch_files.sql' %}
+
+-- Candidates: the batch's plays and every parked play, once each.
+DROP TABLE IF EXISTS tmp_plays;
+CREATE TEMP TABLE tmp_plays AS
+SELECT s.user_id, s.track_id, s.listen_time, s.listen_date, s.listen_hour
+FROM stg_streams s
+JOIN tmp_streams_files f ON f.file_id = s.file_id
+UNION
+SELECT {{ play }} FROM streams_parked;
+
+-- Plays already in the fact table are repeats. listen_date narrows the scan
+-- to the batch's dates (the fact table's sort key on Redshift).
+DELETE FROM tmp_plays
+USING streams
+WHERE streams.listen_date = tmp_plays.listen_date
+  AND streams.user_id = tmp_plays.user_id
+  AND streams.track_id = tmp_plays.track_id
+  AND streams.listen_time = tmp_plays.listen_time;
+
+DROP TABLE IF EXISTS tmp_loadable;
+CREATE TEMP TABLE tmp_loadable AS
+SELECT {{ play }}
+FROM tmp_plays t
+WHERE EXISTS (SELECT 1 FROM users u WHERE u.user_id = t.user_id)
+  AND EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id);
+
+INSERT INTO streams ({{ play }})
+SELECT {{ play }} FROM tmp_loadable;
+
+INSERT INTO kpi_dirty_dates (listen_date)
+SELECT DISTINCT listen_date FROM tmp_loadable
+WHERE listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);
+
+-- Parked plays that loaded leave the parking; new unknowns join it.
+DELETE FROM streams_parked
+USING tmp_loadable
+WHERE streams_parked.user_id = tmp_loadable.user_id
+  AND streams_parked.track_id = tmp_loadable.track_id
+  AND streams_parked.listen_time = tmp_loadable.listen_time;
+
+INSERT INTO streams_parked ({{ play }}, parked_batch_id)
+SELECT t.user_id, t.track_id, t.listen_time, t.listen_date, t.listen_hour, '{{ batch }}'
+FROM tmp_plays t
+WHERE NOT EXISTS (
+        SELECT 1 FROM tmp_loadable l
+        WHERE l.user_id = t.user_id AND l.track_id = t.track_id AND l.listen_time = t.listen_time)
+  AND NOT EXISTS (
+        SELECT 1 FROM streams_parked p
+        WHERE p.user_id = t.user_id AND p.track_id = t.track_id AND p.listen_time = t.listen_time);
+
+{% include '_ledger_loaded.sql' %}
