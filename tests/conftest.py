@@ -1,0 +1,133 @@
+"""Shared fixtures: the real local stack (moto server + PostgreSQL) and Airflow.
+
+Airflow reads its settings from the environment when first imported, so they
+are set here, before any test module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="music-kpis-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW_VAR_MUSIC_KPIS_BACKEND": "postgres",
+    }
+)
+sys.path.insert(0, str(PROJECT_DIR))
+
+from include.music_kpis import demo  # noqa: E402
+from include.music_kpis.files import batch_id_for  # noqa: E402
+from include.music_kpis.local_stack import (  # noqa: E402
+    PostgresTarget,
+    airflow_environment,
+    create_buckets,
+    moto_server,
+    postgres_server,
+    s3_client,
+    upload_folder,
+)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresTarget]:
+    """The embedded PostgreSQL (or WAREHOUSE_URL), for the whole session."""
+    with postgres_server(tmp_path_factory.mktemp("warehouse")) as server:
+        yield server
+
+
+@pytest.fixture
+def warehouse(postgres: PostgresTarget) -> Iterator[PostgresTarget]:
+    """A fresh, empty database for one test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    db = postgres.create_database(name, drop_first=True)
+    yield db
+    admin = postgres.connect()
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Airflow's own metadata DB (SQLite), migrated once per session."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, stdout=subprocess.DEVNULL, env=os.environ
+    )
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    state: str
+    summary: dict
+
+
+@dataclass
+class Stack:
+    """One test's view of the local stack: its own buckets and warehouse database."""
+
+    endpoint: str
+    warehouse: PostgresTarget
+    raw_bucket: str
+    processed_bucket: str
+
+    def upload(self, folder: Path) -> list[str]:
+        return upload_folder(self.endpoint, folder, self.raw_bucket)
+
+    def put(self, key: str, body: str | bytes) -> None:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        s3_client(self.endpoint).put_object(Bucket=self.raw_bucket, Key=key, Body=data)
+
+    def processed_keys(self, prefix: str = "") -> list[str]:
+        pages = (
+            s3_client(self.endpoint)
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.processed_bucket, Prefix=prefix)
+        )
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def run_dag(self) -> RunResult:
+        run_id, state = demo.run_dag()
+        return RunResult(run_id, state, demo.run_summary(self.warehouse, batch_id_for(run_id)))
+
+    def query(self, statement: str, args: tuple = ()) -> list[tuple]:
+        return demo.query(self.warehouse, statement, args)
+
+    def export(self, out_dir: Path) -> None:
+        demo.export_kpis(self.warehouse, out_dir)
+
+
+@pytest.fixture
+def stack(moto_endpoint: str, warehouse: PostgresTarget, airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """Buckets and a database of this test's own, with the DAG's connections pointing at them."""
+    suffix = uuid.uuid4().hex[:10]
+    raw, processed = f"raw-{suffix}", f"processed-{suffix}"
+    create_buckets(moto_endpoint, raw, processed)
+    env = airflow_environment(moto_endpoint, warehouse)
+    env["AIRFLOW_VAR_MUSIC_KPIS_RAW_BUCKET"] = raw
+    env["AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET"] = processed
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Stack(moto_endpoint, warehouse, raw, processed)

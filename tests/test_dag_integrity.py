@@ -1,0 +1,101 @@
+"""The DAG file imports cleanly and has the promised shape, for both backends."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+
+from include.music_kpis.operators import S3ParquetToPostgresOperator
+from include.music_kpis.warehouse import SQL_DIR
+from tests.conftest import PROJECT_DIR
+
+DAG_ID = "music_streaming_kpis"
+UPSTREAMS = {
+    "create_tables": set(),
+    "find_new_files": {"create_tables"},
+    "validate_and_transform": {"find_new_files"},
+    "stage_batch": {"find_new_files", "validate_and_transform"},
+    "copy_to_staging": {"stage_batch"},
+    "upsert_users": {"copy_to_staging"},
+    "upsert_songs": {"copy_to_staging"},
+    "load_streams": {"upsert_users", "upsert_songs"},
+    "record_batch": {"load_streams"},
+    "refresh_kpis": {"record_batch"},
+    "report_rejected_files": {"refresh_kpis", "validate_and_transform"},
+}
+
+
+def load_dag(monkeypatch: pytest.MonkeyPatch, backend: str):
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_BACKEND", backend)
+    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {DAG_ID}
+    return bag.dags[DAG_ID]
+
+
+@pytest.fixture(params=["postgres", "redshift"])
+def dag(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    return load_dag(monkeypatch, request.param)
+
+
+def test_task_graph(dag) -> None:
+    assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == UPSTREAMS
+    # No cycles: a topological order visits every task.
+    assert len(dag.topological_sort()) == len(UPSTREAMS)
+
+
+def test_dag_settings(dag) -> None:
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert {"music", "kpis"} <= set(dag.tags)
+    assert dag.doc_md and "find_new_files" in dag.doc_md
+    for task in dag.tasks:
+        assert task.owner == "data-engineering"
+        assert task.retries >= 1, task.task_id
+
+
+def test_mapping(dag) -> None:
+    mapped = {t.task_id for t in dag.tasks if t.is_mapped}
+    assert mapped == {"validate_and_transform", "copy_to_staging"}
+    assert dag.get_task("stage_batch").trigger_rule == "none_failed"
+
+
+def test_sql_steps_are_sql_files(dag) -> None:
+    steps = {t.task_id: t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator)}
+    assert set(steps) == {
+        "create_tables",
+        "upsert_users",
+        "upsert_songs",
+        "load_streams",
+        "record_batch",
+        "refresh_kpis",
+    }
+    sql_files = {path.read_text() for path in SQL_DIR.glob("*.sql")}
+    for task in steps.values():
+        assert task.sql in sql_files  # the parser resolved the .sql file into its text
+        assert task.conn_id == "music_kpis_warehouse"
+        assert task.split_statements is True and task.autocommit is False
+
+
+def test_redshift_loads_with_s3_to_redshift(monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = load_dag(monkeypatch, "redshift").get_task("copy_to_staging")
+    assert copy.operator_class is S3ToRedshiftOperator
+    kwargs = copy.partial_kwargs
+    assert kwargs["method"] == "APPEND"
+    assert kwargs["copy_options"] == ["FORMAT AS PARQUET"]
+    assert kwargs["redshift_conn_id"] == "music_kpis_warehouse"
+    assert kwargs["aws_conn_id"] == "music_kpis_redshift_copy"
+
+
+def test_postgres_loads_with_project_operator(monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = load_dag(monkeypatch, "postgres").get_task("copy_to_staging")
+    assert copy.operator_class is S3ParquetToPostgresOperator
+
+
+def test_unknown_backend_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_BACKEND", "snowflake")
+    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    (error,) = bag.import_errors.values()
+    assert "music_kpis_backend must be one of" in error
