@@ -68,7 +68,7 @@ def test_unknown_columns_are_dropped() -> None:
 
 
 def test_missing_required_column_rejects_the_file() -> None:
-    with pytest.raises(FileRejected, match="missing required column.*listen_time"):
+    with pytest.raises(FileRejected, match=r"missing required column.*listen_time"):
         plan_header(["user_id", "track_id"], load_schema("streams"))
 
 
