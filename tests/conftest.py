@@ -7,6 +7,7 @@ are set here, before any test module imports it.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,10 +51,15 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresTarget]:
-    """The embedded PostgreSQL (or WAREHOUSE_URL), for the whole session."""
-    with postgres_server(tmp_path_factory.mktemp("warehouse")) as server:
+def postgres() -> Iterator[PostgresTarget]:
+    """The embedded PostgreSQL (or WAREHOUSE_URL), for the whole session.
+
+    Its data lives outside pytest's basetemp, which a concurrent pytest run may rotate away.
+    """
+    state = Path(tempfile.mkdtemp(prefix="music-kpis-warehouse-"))
+    with postgres_server(state) as server:
         yield server
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture

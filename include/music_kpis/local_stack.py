@@ -138,7 +138,10 @@ def s3_client(endpoint_url: str):  # noqa: ANN201 - boto3 client types are dynam
 def create_buckets(endpoint_url: str, *buckets: str) -> None:
     s3 = s3_client(endpoint_url)
     for bucket in buckets:
-        s3.create_bucket(Bucket=bucket)
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
 
 
 def upload_folder(endpoint_url: str, folder: Path, bucket: str) -> list[str]:
