@@ -73,11 +73,11 @@ def music_streaming_kpis() -> None:
 
     @task(trigger_rule="none_failed")
     def stage_batch(outcomes: list[dict[str, Any]], skipped: list[dict[str, Any]], run_id: Any = None) -> list[dict]:
-        return pipeline.stage_batch(run_id, list(outcomes or []), skipped)
+        return pipeline.stage_batch(run_id, outcomes, skipped)
 
     @task
     def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
-        report = pipeline.rejection_report(list(outcomes or []))
+        report = pipeline.rejection_report(outcomes)
         if report:
             raise AirflowFailException(report)
 

@@ -6,6 +6,7 @@ small descriptions of files (keys, ids, outcomes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +73,17 @@ def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
     return outcome.to_xcom()
 
 
-def stage_batch(run_id: str, outcomes: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _all(items: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Every item of a mapped task's XCom; a slice fetches them in one request."""
+    return list(items[:]) if items else []
+
+
+def stage_batch(
+    run_id: str, outcomes: Sequence[dict[str, Any]] | None, skipped: list[dict[str, Any]]
+) -> list[dict[str, str]]:
     """Write the batch manifest; return one COPY job per accepted file, plus the manifest."""
     settings = RuntimeSettings.from_variables()
-    batch = [FileOutcome(**o) for o in outcomes]
+    batch = [FileOutcome(**o) for o in _all(outcomes)]
     batch += [FileOutcome(**f, file_id=RawFile(**f).file_id, outcome=SKIPPED) for f in skipped]
     manifest = write_manifest(batch_id_for(run_id), batch, settings.processed_bucket, wrangler_session())
     jobs = [
@@ -86,9 +94,9 @@ def stage_batch(run_id: str, outcomes: list[dict[str, Any]], skipped: list[dict[
     return [*jobs, {"table": "stg_files", "s3_key": manifest}]
 
 
-def rejection_report(outcomes: list[dict[str, Any]]) -> str | None:
+def rejection_report(outcomes: Sequence[dict[str, Any]] | None) -> str | None:
     """One line per rejected file with its reason, or None when none was rejected."""
-    rejected = [o for o in outcomes if o["outcome"] == REJECTED]
+    rejected = [o for o in _all(outcomes) if o["outcome"] == REJECTED]
     if not rejected:
         return None
     lines = [f"{o['raw_key']}: {o['reason']}" for o in rejected]

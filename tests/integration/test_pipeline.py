@@ -146,14 +146,22 @@ def test_make_demo_outputs(stack, sample_raw: Path, tmp_path: Path, monkeypatch:
     assert code == 0
     summary = json.loads((out / "run_summary.json").read_text())
     assert set(summary) == {
-        "users_rows", "songs_rows", "streams_rows", "parked_streams", "quarantined_rows",
-        "rejected_files", "loaded_files", "skipped_files",
+        "users_rows",
+        "songs_rows",
+        "streams_rows",
+        "parked_streams",
+        "quarantined_rows",
+        "rejected_files",
+        "loaded_files",
+        "skipped_files",
     }
     assert summary["quarantined_rows"] == {"users": 0, "songs": 0, "streams": 0}
     header = (out / "genre_kpis.csv").read_text().splitlines()[0]
     assert header == "listen_date,track_genre,total_plays,unique_listeners,avg_popularity,avg_duration_sec,top_track_id"
     header = (out / "hourly_kpis.csv").read_text().splitlines()[0]
-    assert header == "listen_date,listen_hour,unique_listeners,total_plays,unique_tracks,track_diversity_index,top_artist"
+    assert (
+        header == "listen_date,listen_hour,unique_listeners,total_plays,unique_tracks,track_diversity_index,top_artist"
+    )
     expected = expected_tables(sample_raw)
     assert_kpis_equal(read_kpi_csv(out / "genre_kpis.csv"), expected.genre_kpis)
     assert_kpis_equal(read_kpi_csv(out / "hourly_kpis.csv"), expected.hourly_kpis)
