@@ -13,7 +13,7 @@ import os
 import socket
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -138,10 +138,8 @@ def s3_client(endpoint_url: str):  # noqa: ANN201 - boto3 client types are dynam
 def create_buckets(endpoint_url: str, *buckets: str) -> None:
     s3 = s3_client(endpoint_url)
     for bucket in buckets:
-        try:
+        with suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=bucket)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
 
 
 def upload_folder(endpoint_url: str, folder: Path, bucket: str) -> list[str]:

@@ -157,7 +157,9 @@ def test_make_demo_outputs(stack, sample_raw: Path, tmp_path: Path, monkeypatch:
     }
     assert summary["quarantined_rows"] == {"users": 0, "songs": 0, "streams": 0}
     header = (out / "genre_kpis.csv").read_text().splitlines()[0]
-    assert header == "listen_date,track_genre,total_plays,unique_listeners,avg_popularity,avg_duration_sec,top_track_id"
+    assert header == (
+        "listen_date,track_genre,total_plays,unique_listeners,avg_popularity,avg_duration_sec,top_track_id"
+    )
     header = (out / "hourly_kpis.csv").read_text().splitlines()[0]
     assert (
         header == "listen_date,listen_hour,unique_listeners,total_plays,unique_tracks,track_diversity_index,top_artist"
