@@ -28,7 +28,7 @@ class RuntimeSettings:
     raw_bucket: str
     processed_bucket: str
     reject_threshold: float
-    chunk_rows: int
+    read_block_bytes: int
 
     @classmethod
     def from_variables(cls) -> RuntimeSettings:
@@ -36,7 +36,7 @@ class RuntimeSettings:
             raw_bucket=Variable.get("music_kpis_raw_bucket"),
             processed_bucket=Variable.get("music_kpis_processed_bucket"),
             reject_threshold=float(Variable.get("music_kpis_reject_threshold", default="0.05")),
-            chunk_rows=int(Variable.get("music_kpis_chunk_rows", default="500000")),
+            read_block_bytes=int(Variable.get("music_kpis_read_block_mb", default="64")) << 20,
         )
 
 
@@ -68,7 +68,7 @@ def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
         processed_bucket=settings.processed_bucket,
         reject_threshold=settings.reject_threshold,
         session=wrangler_session(),
-        chunk_rows=settings.chunk_rows,
+        block_bytes=settings.read_block_bytes,
     )
     return outcome.to_xcom()
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import io
 import logging
+from contextlib import closing
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import awswrangler as wr
 import boto3
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
 
+from include.music_kpis.csv_reader import EmptyFile, read_batches, read_header
 from include.music_kpis.files import (
     RawFile,
     manifest_prefix,
@@ -31,7 +33,6 @@ from include.music_kpis.schemas import load_schema
 from include.music_kpis.validation import (
     QUARANTINE_SCHEMA,
     FileRejected,
-    HeaderPlan,
     plan_header,
     validate_chunk,
 )
@@ -39,6 +40,8 @@ from include.music_kpis.validation import (
 log = logging.getLogger(__name__)
 
 ACCEPTED, REJECTED, SKIPPED = "accepted", "rejected", "skipped"
+# Replaced in S3 while being read: neither loaded nor recorded, retried next run.
+CHANGED = "changed"
 
 # One row per file a batch saw; COPYed into stg_files (same column order).
 MANIFEST_SCHEMA = pa.schema(
@@ -84,20 +87,6 @@ def _remove_prefix(bucket: str, prefix: str, session: boto3.Session) -> None:
         wr.s3.delete_objects(keys, boto3_session=session)
 
 
-def _read_chunks(path: str, chunk_rows: int, session: boto3.Session):
-    # Every value is read as text so that the rules, not the CSV reader, decide
-    # what is valid; a list of one path stops awswrangler treating [*? as globs.
-    return wr.s3.read_csv(
-        [path],
-        chunksize=chunk_rows,
-        dtype=str,
-        keep_default_na=False,
-        na_filter=False,
-        encoding="utf-8",
-        boto3_session=session,
-    )
-
-
 def process_raw_file(
     raw: RawFile,
     *,
@@ -105,22 +94,35 @@ def process_raw_file(
     processed_bucket: str,
     reject_threshold: float,
     session: boto3.Session,
-    chunk_rows: int = 500_000,
+    block_bytes: int = 64 << 20,
 ) -> FileOutcome:
     """Validate + transform one raw file; returns what happened to it."""
     schema = load_schema(raw.dataset)
     file_id = raw.file_id
-    where = f"{raw.raw_key}"
+
+    s3 = session.client("s3", endpoint_url=wr.config.s3_endpoint_url)
+
+    def open_stream() -> closing[BinaryIO]:
+        # IfMatch: read exactly the version that was listed, or fail with 412.
+        return closing(s3.get_object(Bucket=raw_bucket, Key=raw.raw_key, IfMatch=f'"{raw.etag}"')["Body"])
+
     rows_read = 0
     quarantined: list[pa.Table] = []
-    plan: HeaderPlan | None = None
     try:
-        for part, chunk in enumerate(_read_chunks(f"s3://{raw_bucket}/{raw.raw_key}", chunk_rows, session)):
-            if plan is None:
-                plan = plan_header(list(chunk.columns), schema)
-                if plan.dropped:
-                    log.warning("%s: dropped column(s) not in the %s schema: %s", where, raw.dataset, plan.dropped)
-            result = validate_chunk(chunk, schema, plan, raw_key=raw.raw_key, file_id=file_id, first_row=rows_read + 1)
+        plan = plan_header(read_header(open_stream), schema)
+        if plan.dropped:
+            log.warning("%s: dropped column(s) not in the %s schema: %s", raw.raw_key, raw.dataset, plan.dropped)
+        for part, batch in enumerate(read_batches(open_stream, plan.header, block_bytes)):
+            result = validate_chunk(
+                batch.frame,
+                schema,
+                plan,
+                raw_key=raw.raw_key,
+                file_id=file_id,
+                source_rows=batch.source_rows,
+                known_reasons=batch.decode_reasons,
+                unparsed=batch.unparsed,
+            )
             rows_read += result.rows_read
             name = f"part-{part:05d}.parquet"
             _put_parquet(
@@ -135,31 +137,32 @@ def process_raw_file(
             )
             if result.rejected.num_rows:
                 quarantined.append(result.rejected)
-        if plan is None:  # awswrangler yields nothing for a header-only file
-            plan = plan_header(_header_only(raw_bucket, raw.raw_key, session), schema)
         reason = _threshold_breach(quarantined, rows_read, reject_threshold)
         if reason:
             raise FileRejected(reason)
-    except FileRejected as rejected:
+    except (FileRejected, EmptyFile) as rejected:
         return _reject(raw, str(rejected), processed_bucket, session, quarantined, rows_read)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+    except (UnicodeDecodeError, pa.ArrowInvalid) as error:
         return _reject(raw, _describe(error), processed_bucket, session, quarantined, rows_read)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+        # Replaced while we read it: not ledgered, so the next run takes the new version.
+        log.warning("%s changed while being read; it is left for the next run", raw.raw_key)
+        _remove_prefix(processed_bucket, transformed_prefix(raw.dataset, file_id), session)
+        return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, CHANGED)
 
     rows_quarantined = sum(t.num_rows for t in quarantined)
     if quarantined:
+        rejected_rows = pa.concat_tables(quarantined)
         _put_parquet(
-            pa.concat_tables(quarantined),
+            rejected_rows,
             f"s3://{processed_bucket}/{quarantine_prefix(raw.dataset, file_id)}rows.parquet",
             session,
         )
-        for row in pa.concat_tables(quarantined).slice(0, 20).to_pylist():
-            log.warning("%s row %s: %s", where, row["source_row"], row["reason"])
+        for row in rejected_rows.slice(0, 20).to_pylist():
+            log.warning("%s row %s: %s", raw.raw_key, row["source_row"], row["reason"])
     return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, ACCEPTED, None, rows_read, rows_quarantined)
-
-
-def _header_only(bucket: str, key: str, session: boto3.Session) -> list[str]:
-    frame = wr.s3.read_csv([f"s3://{bucket}/{key}"], dtype=str, nrows=0, boto3_session=session)
-    return list(frame.columns)
 
 
 def _threshold_breach(quarantined: list[pa.Table], rows_read: int, threshold: float) -> str | None:
@@ -175,9 +178,7 @@ def _threshold_breach(quarantined: list[pa.Table], rows_read: int, threshold: fl
 
 def _describe(error: Exception) -> str:
     if isinstance(error, UnicodeDecodeError):
-        return f"not valid UTF-8 text (byte {error.start} of a read block: {error.reason})"
-    if isinstance(error, pd.errors.EmptyDataError):
-        return "empty file: no header row"
+        return f"header is not valid UTF-8 (byte {error.start})"
     return f"unreadable CSV: {str(error).strip()}"
 
 

@@ -7,8 +7,8 @@ naming the first broken rule: ``"<column>: <rule> (got '<value>')"``.
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from include.music_kpis.csv_reader import raw_record
 from include.music_kpis.schemas import ARROW_TYPES, Column, DatasetSchema
 
 log = logging.getLogger(__name__)
@@ -49,29 +50,30 @@ class FileRejected(Exception):
 class HeaderPlan:
     """How raw header names map onto the schema."""
 
-    renames: dict[str, str]  # raw column label -> schema column name
-    dropped: list[str]  # raw names not in the schema (dropped with a warning)
+    header: list[str]  # the labels as written
+    columns: dict[int, str]  # header position -> schema column name
+    dropped: list[str]  # labels not in the schema (dropped with a warning)
     absent_optional: list[str]  # optional schema columns the file lacks
 
 
-def plan_header(raw_columns: list[str], schema: DatasetSchema) -> HeaderPlan:
+def plan_header(header: list[str], schema: DatasetSchema) -> HeaderPlan:
     """Match a header after trimming and lower-casing; reject if a required column is missing."""
     known = set(schema.column_names)
-    renames: dict[str, str] = {}
+    columns: dict[int, str] = {}
     dropped: list[str] = []
-    for position, label in enumerate(raw_columns):
+    for position, label in enumerate(header):
         name = str(label).strip().lower()
         if position == 0 and (name in schema.ignore_leading_columns or name.startswith("unnamed:")):
             continue
-        if name in known and name not in renames.values():
-            renames[label] = name
+        if name in known and name not in columns.values():
+            columns[position] = name
         else:
             dropped.append(str(label))
-    missing = [c for c in schema.required_columns if c not in renames.values()]
+    missing = [c for c in schema.required_columns if c not in columns.values()]
     if missing:
         raise FileRejected(f"missing required column(s): {', '.join(missing)}")
-    absent = [c.name for c in schema.columns if c.optional and c.name not in renames.values()]
-    return HeaderPlan(renames=renames, dropped=dropped, absent_optional=absent)
+    absent = [c.name for c in schema.columns if c.optional and c.name not in columns.values()]
+    return HeaderPlan(header=list(header), columns=columns, dropped=dropped, absent_optional=absent)
 
 
 @dataclass
@@ -176,14 +178,21 @@ def validate_chunk(
     *,
     raw_key: str,
     file_id: str,
-    first_row: int,
+    source_rows: Sequence[int] | np.ndarray,
+    known_reasons: Sequence[str | None] | None = None,
+    unparsed: Sequence[tuple[int, str, str]] = (),
 ) -> ChunkResult:
-    """Validate and normalise one chunk of a raw file (all values are strings)."""
-    frame = raw[list(plan.renames)].rename(columns=plan.renames)
+    """Validate and normalise one batch of a raw file.
+
+    `raw` holds the file's fields by header position, all strings; `source_rows`
+    their data-row numbers. `known_reasons` are problems found before (bytes that
+    are not UTF-8); `unparsed` rows the CSV parser could not split into fields.
+    """
+    frame = raw[list(plan.columns)].rename(columns=plan.columns)
     rows = len(frame)
-    source_row = pd.RangeIndex(first_row, first_row + rows)
+    source_row = pd.Index(np.asarray(source_rows, dtype=np.int64))
     frame.index = source_row
-    reasons = pd.Series(None, index=source_row, dtype="object")
+    reasons = pd.Series(known_reasons if known_reasons is not None else None, index=source_row, dtype="object")
     check = _ColumnCheck(reasons)
 
     parsed: dict[str, pd.Series] = {}
@@ -192,12 +201,13 @@ def validate_chunk(
             parsed[column.name] = _parse_column(column, frame[column.name], check)
 
     bad = reasons.notna()
-    good_index = source_row[~bad.to_numpy()]
+    keep = ~bad.to_numpy()
+    good_index = source_row[keep]
     arrays: dict[str, pa.Array] = {}
     for column in schema.columns:
         arrow_type = ARROW_TYPES[column.type]
         if column.name in parsed:
-            values = parsed[column.name].loc[good_index]
+            values = parsed[column.name][keep]
             arrays[column.name] = pa.array(values, type=arrow_type, from_pandas=True)
         else:
             arrays[column.name] = pa.nulls(len(good_index), type=arrow_type)
@@ -207,18 +217,19 @@ def validate_chunk(
     arrays["source_row"] = pa.array(good_index.to_numpy(), type=pa.int64())
     good = pa.Table.from_pydict(arrays, schema=schema.staging_arrow_schema)
 
-    rejected_rows = raw.loc[bad.to_numpy()] if bad.any() else raw.iloc[0:0]
-    records = [
-        json.dumps({str(k): (None if v is None or v != v else str(v)) for k, v in row.items()}, ensure_ascii=False)
-        for row in rejected_rows.to_dict(orient="records")
-    ]
+    bad_positions = np.flatnonzero(bad.to_numpy())
+    values = raw.to_numpy(dtype=object)
     rejected = pa.Table.from_pydict(
         {
-            "raw_key": [raw_key] * len(records),
-            "source_row": reasons.index[bad.to_numpy()].to_numpy(),
-            "reason": reasons[bad].astype(str).tolist(),
-            "record": records,
+            "raw_key": [raw_key] * (len(bad_positions) + len(unparsed)),
+            "source_row": [*source_row[bad_positions].tolist(), *(u[0] for u in unparsed)],
+            "reason": [*reasons.iloc[bad_positions].astype(str).tolist(), *(u[1] for u in unparsed)],
+            "record": [
+                *(raw_record(plan.header, [str(v) for v in values[i]]) for i in bad_positions),
+                *(u[2] for u in unparsed),
+            ],
         },
         schema=QUARANTINE_SCHEMA,
     )
+    rows += len(unparsed)
     return ChunkResult(good=good, rejected=rejected, rows_read=rows)

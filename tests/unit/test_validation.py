@@ -18,9 +18,11 @@ STREAMS = ["user_id", "track_id", "listen_time"]
 
 def run(dataset: str, header: list[str], rows: list[list[str]]):
     schema = load_schema(dataset)
-    frame = pd.DataFrame(rows, columns=header, dtype=str)
+    frame = pd.DataFrame(rows, columns=range(len(header)), dtype=str)
     plan = plan_header(header, schema)
-    return validate_chunk(frame, schema, plan, raw_key=f"{dataset}/f.csv", file_id="f" * 32, first_row=1)
+    return validate_chunk(
+        frame, schema, plan, raw_key=f"{dataset}/f.csv", file_id="f" * 32, source_rows=range(1, len(rows) + 1)
+    )
 
 
 def good_rows(result) -> list[dict]:
@@ -87,7 +89,7 @@ def test_audio_column_must_be_numeric_when_present() -> None:
 @pytest.mark.parametrize("index", ["", "Unnamed: 0", "id", "ID"])
 def test_leading_index_column_is_ignored(index: str) -> None:
     plan = plan_header([index, *SONGS], load_schema("songs"))
-    assert plan.dropped == [] and index not in plan.renames
+    assert plan.dropped == [] and 0 not in plan.columns
 
 
 # --- users -----------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""Stream a raw CSV file as batches of text, in bounded memory, with pyarrow.
+
+Every value is read as bytes and decoded here, so that the rules, not the
+reader, decide what is valid: a row with the wrong number of fields or a value
+that is not UTF-8 is reported as that row's problem instead of failing the
+whole file. Rows are numbered as data rows of the file (1 = first row after
+the header), whether they parsed or not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+# Rows the CSV parser itself could not take, reported with their data-row number.
+PARSE_PROBLEM = "row has {actual} field(s), the header has {expected}"
+
+
+@dataclass
+class RawBatch:
+    frame: pd.DataFrame  # column i = the i-th header field; str values ("" when empty)
+    source_rows: np.ndarray  # data-row number of each frame row
+    # Reasons found while decoding, per frame position (None = no problem).
+    decode_reasons: list[str | None]
+    # Rows dropped by the parser: (data-row number, reason, raw text).
+    unparsed: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+class EmptyFile(Exception):
+    """The file has no header row."""
+
+
+def read_header(open_stream: Callable[[], BinaryIO]) -> list[str]:
+    """The header labels as written (UTF-8, CSV-quoted names allowed)."""
+    with open_stream() as stream:
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(block_size=1 << 20, use_threads=False),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _: "skip"),
+            )
+        except pa.ArrowInvalid as error:
+            if "Empty CSV file" in str(error):
+                raise EmptyFile("empty file: no header row") from error
+            raise
+        return list(reader.schema.names)
+
+
+def read_batches(open_stream: Callable[[], BinaryIO], header: list[str], block_bytes: int) -> Iterator[RawBatch]:
+    """Yield the data rows in batches of about block_bytes of CSV text."""
+    unparsed: list[tuple[int, str, str]] = []
+
+    def on_invalid_row(row: pacsv.InvalidRow) -> str:
+        # row.number counts records from the header (1), so the data row is number - 1.
+        reason = PARSE_PROBLEM.format(actual=row.actual_columns, expected=row.expected_columns)
+        unparsed.append((row.number - 1, reason, row.text))
+        return "skip"
+
+    names = [f"c{i}" for i in range(len(header))]  # header labels may repeat
+    with open_stream() as stream:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.binary()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        next_row = 1
+        for batch in reader:
+            # The parser runs ahead of the batches, so every unparsed row before
+            # the end of this batch is already known: number the good rows around them.
+            known = np.array(sorted(r for r, _, _ in unparsed if r >= next_row), dtype=np.int64)
+            candidates = np.arange(next_row, next_row + batch.num_rows + len(known), dtype=np.int64)
+            source_rows = candidates[~np.isin(candidates, known)][: batch.num_rows]
+            end = int(source_rows[-1]) + 1 if batch.num_rows else next_row
+            done = [u for u in unparsed if u[0] < end]
+            unparsed[:] = [u for u in unparsed if u[0] >= end]  # in place: the handler keeps appending
+            frame, reasons = _decode(batch, header)
+            yield RawBatch(frame, source_rows, reasons, done)
+            next_row = end
+        if unparsed:  # unparsable rows after the last good one
+            yield RawBatch(_decode(_empty_batch(len(header)), header)[0], np.array([], dtype=np.int64), [], unparsed)
+
+
+def _empty_batch(width: int) -> pa.RecordBatch:
+    return pa.record_batch([pa.array([], type=pa.binary())] * width, names=[f"c{i}" for i in range(width)])
+
+
+def _decode(batch: pa.RecordBatch, header: list[str]) -> tuple[pd.DataFrame, list[str | None]]:
+    reasons: list[str | None] = [None] * batch.num_rows
+    columns = {}
+    for position, label in enumerate(header):
+        raw = batch.column(position)
+        try:
+            text = raw.cast(pa.string())
+        except pa.ArrowInvalid:  # rare: find the rows, blank them, say why
+            values = raw.to_pylist()
+            decoded = []
+            for row, value in enumerate(values):
+                try:
+                    decoded.append(value.decode("utf-8"))
+                except UnicodeDecodeError as error:
+                    decoded.append("")
+                    reasons[row] = reasons[row] or f"{label.strip()}: not valid UTF-8 (byte {error.start})"
+            text = pa.array(decoded, type=pa.string())
+        columns[f"{position}"] = text
+    frame = pa.table(columns).to_pandas()
+    frame.columns = range(len(header))
+    return frame, reasons
+
+
+def raw_record(header: list[str], values: list[str]) -> str:
+    """One raw row as JSON text (header label -> value), for the quarantine file."""
+    return json.dumps(dict(zip(header, values, strict=False)), ensure_ascii=False)

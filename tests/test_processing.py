@@ -1,0 +1,182 @@
+"""File-level rules of SPEC section 2 on real S3 (moto server) through awswrangler:
+the rejection threshold, unreadable files, and what lands in the processed bucket."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import awswrangler as wr
+import boto3
+import pyarrow.parquet as pq
+import pytest
+
+from include.music_kpis.files import RawFile
+from include.music_kpis.local_stack import MOTO_CREDENTIALS, REGION, create_buckets, s3_client
+from include.music_kpis.processing import ACCEPTED, REJECTED, process_raw_file
+
+HEADER = "user_id,track_id,listen_time\n"
+GOOD = "1,t1,2024-01-01 10:00:00\n"
+
+
+@pytest.fixture
+def buckets(moto_endpoint: str):
+    suffix = uuid.uuid4().hex[:10]
+    raw, processed = f"raw-{suffix}", f"processed-{suffix}"
+    create_buckets(moto_endpoint, raw, processed)
+    wr.config.s3_endpoint_url = moto_endpoint
+    session = boto3.Session(region_name=REGION, **MOTO_CREDENTIALS)
+    s3 = s3_client(moto_endpoint)
+
+    def process(key: str, body: bytes | str, *, dataset: str = "streams", threshold: float = 0.05, block_bytes=1 << 20):
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        s3.put_object(Bucket=raw, Key=key, Body=data)
+        etag = s3.head_object(Bucket=raw, Key=key)["ETag"].strip('"')
+        return process_raw_file(
+            RawFile(dataset, key, etag),
+            raw_bucket=raw,
+            processed_bucket=processed,
+            reject_threshold=threshold,
+            session=session,
+            block_bytes=block_bytes,
+        )
+
+    def keys(prefix: str = "") -> list[str]:
+        return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=processed, Prefix=prefix).get("Contents", []))
+
+    def table(key: str):
+        return pq.read_table(io.BytesIO(s3.get_object(Bucket=processed, Key=key)["Body"].read()))
+
+    yield process, keys, table
+    wr.config.reset("s3_endpoint_url")
+
+
+def test_good_file_writes_validated_and_transformed_parquet(buckets) -> None:
+    process, keys, table = buckets
+    outcome = process("streams/a.csv", HEADER + GOOD * 3)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 3, 0)
+    transformed = [k for k in keys("transformed/streams/") if k.endswith(".parquet")]
+    assert transformed == [f"transformed/streams/{outcome.file_id}/part-00000.parquet"]
+    assert table(transformed[0]).column_names[-2:] == ["file_id", "source_row"]
+    assert keys("validated/streams/") == [f"validated/streams/{outcome.file_id}/part-00000.parquet"]
+    assert keys("quarantine/") == []
+
+
+def test_bad_rows_are_quarantined_with_reasons(buckets) -> None:
+    process, keys, table = buckets
+    body = HEADER + GOOD * 19 + "x,t1,2024-01-01 10:00:00\n"  # 1 of 20 = 5 %: accepted
+    outcome = process("streams/b.csv", body)
+    assert (outcome.outcome, outcome.rows_quarantined) == (ACCEPTED, 1)
+    (quarantine,) = keys("quarantine/streams/")
+    rows = table(quarantine).to_pylist()
+    assert rows == [
+        {
+            "raw_key": "streams/b.csv",
+            "source_row": 20,
+            "reason": "user_id: not an integer (got 'x')",
+            "record": '{"user_id": "x", "track_id": "t1", "listen_time": "2024-01-01 10:00:00"}',
+        }
+    ]
+
+
+def test_above_threshold_rejects_the_whole_file(buckets) -> None:
+    process, keys, _ = buckets
+    body = HEADER + GOOD * 18 + "x,t1,2024-01-01 10:00:00\n" * 2  # 2 of 20 = 10 %
+    outcome = process("streams/c.csv", body)
+    assert outcome.outcome == REJECTED
+    assert outcome.reason.startswith("2 of 20 rows (10.0%) broke a rule, above the 5% threshold; first: row 19")
+    assert keys("transformed/") == [] and keys("validated/") == []  # never half-loaded
+    assert keys("quarantine/streams/") == [f"quarantine/streams/{outcome.file_id}/file.parquet"]
+
+
+def test_threshold_is_a_setting(buckets) -> None:
+    process, _, _ = buckets
+    body = HEADER + GOOD * 18 + "x,t1,2024-01-01 10:00:00\n" * 2
+    assert process("streams/d.csv", body, threshold=0.2).outcome == ACCEPTED
+
+
+def test_threshold_counts_the_whole_file_across_blocks(buckets) -> None:
+    process, keys, _ = buckets
+    body = HEADER + "x,t1,2024-01-01 10:00:00\n" * 300 + GOOD * 2000  # 13 %, bad rows all in the first block
+    outcome = process("streams/e.csv", body, block_bytes=4096)
+    assert outcome.rows_read == 2300
+    assert outcome.outcome == REJECTED
+    assert keys("transformed/") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty file: no header row"),
+        (b"user_id,track_id\n1,t\n", "missing required column(s): listen_time"),
+        (bytes(range(256)) * 4, "unreadable CSV"),
+    ],
+)
+def test_unreadable_files_are_rejected_with_a_reason(buckets, body: bytes, reason: str) -> None:
+    process, _, _ = buckets
+    outcome = process("streams/bad.csv", body)
+    assert outcome.outcome == REJECTED
+    assert reason in outcome.reason
+
+
+def test_header_only_file_is_loaded_empty(buckets) -> None:
+    process, _, _ = buckets
+    outcome = process("streams/empty.csv", HEADER)
+    assert (outcome.outcome, outcome.rows_read) == (ACCEPTED, 0)
+
+
+def test_quoted_fields_with_commas_and_newlines(buckets) -> None:
+    process, keys, table = buckets
+    body = (
+        "user_id,user_name,user_age,user_country,created_at\n"
+        '1,"Doe, Jane",30,"United\nStates",2024-01-01\n'
+        '2,"=HYPERLINK(""x"")",40,FR,2024-01-01\n'
+    )
+    outcome = process("metadata/users/u.csv", body, dataset="users")
+    assert outcome.outcome == ACCEPTED
+    (part,) = [k for k in keys("transformed/users/") if k.endswith(".parquet")]
+    rows = table(part).to_pylist()
+    assert [r["user_name"] for r in rows] == ["Doe, Jane", '=HYPERLINK("x")']
+    assert rows[0]["user_country"] == "United\nStates"
+
+
+@pytest.mark.parametrize("key", ["streams/with space.csv", "streams/it's;here.csv", "streams/[1]*?.csv"])
+def test_awkward_keys_are_read_literally(buckets, key: str) -> None:
+    process, _, _ = buckets
+    outcome = process(key, HEADER + GOOD)
+    assert (outcome.outcome, outcome.rows_read) == (ACCEPTED, 1)
+
+
+def test_ragged_and_non_utf8_rows_are_quarantined_not_the_file(buckets) -> None:
+    process, keys, table = buckets
+    lines = [GOOD] * 60
+    lines[4] = "1,t1,2024-01-01 10:00:00,extra\n"  # row 5: too many fields
+    lines[9] = "1,t1\n"  # row 10: too few
+    body = (HEADER + "".join(lines)).encode() + b"2,caf\xe9,2024-01-01 10:00:00\n"  # row 61: Latin-1 byte
+    outcome = process("streams/ragged.csv", body)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 61, 3)
+    (quarantine,) = keys("quarantine/streams/")
+    reasons = {r["source_row"]: r["reason"] for r in table(quarantine).to_pylist()}
+    assert reasons == {
+        5: "row has 4 field(s), the header has 3",
+        10: "row has 2 field(s), the header has 3",
+        61: "track_id: not valid UTF-8 (byte 3)",
+    }
+    transformed = [k for k in keys("transformed/streams/") if k.endswith(".parquet")]
+    source_rows = [r for k in transformed for r in table(k).column("source_row").to_pylist()]
+    assert source_rows == [r for r in range(1, 61) if r not in (5, 10)]
+
+
+def test_row_numbers_stay_exact_across_blocks(buckets) -> None:
+    process, keys, table = buckets
+    lines = [f"{i},t{i},2024-01-01 10:00:00\n" for i in range(1, 3001)]
+    lines[1499] = "1500,t1500\n"  # ragged row in the middle of the file
+    lines[2999] = "oops,t3000,2024-01-01 10:00:00\n"
+    outcome = process("streams/long.csv", HEADER + "".join(lines), block_bytes=4096)
+    assert (outcome.rows_read, outcome.rows_quarantined) == (3000, 2)
+    transformed = sorted(k for k in keys("transformed/streams/") if k.endswith(".parquet"))
+    assert len(transformed) > 1
+    rows = [r for k in transformed for r in table(k).select(["user_id", "source_row"]).to_pylist()]
+    assert all(r["user_id"] == r["source_row"] for r in rows)  # user_id i was written on data row i
+    (quarantine,) = keys("quarantine/streams/")
+    assert sorted(table(quarantine).column("source_row").to_pylist()) == [1500, 3000]
