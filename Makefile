@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= data/sample
 OUT ?= out
 
-.PHONY: demo demo-reset test test-unit lint sample-data bench clean
+.PHONY: venv demo demo-reset test lint sample-data deploy-mwaa clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## make deploy-mwaa ENV=<environment> [REGION=<region>] [ARGS=--dry-run]: upload dags/, include/ and the MWAA requirements (docs/mwaa.md)
+deploy-mwaa: $(BIN)/.installed
+	$(BIN)/python -m deploy.mwaa_deploy --environment "$(ENV)" $(if $(REGION),--region "$(REGION)") $(ARGS)
 
 sample-data: $(BIN)/.installed
 	$(BIN)/python -m include.music_kpis.sample_data --out data/sample

@@ -19,14 +19,17 @@ Settings: see README "Configuration".
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowFailException
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.0 (Amazon MWAA)
+    from airflow.exceptions import AirflowFailException
 
 from include.music_kpis import pipeline
 from include.music_kpis.operators import S3ParquetToPostgresOperator
@@ -50,7 +53,8 @@ PROCESSED_BUCKET = "{{ var.value.music_kpis_processed_bucket }}"
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-engineering", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    # Retry delay: Airflow's [core] default_task_retry_delay (300 s unless configured).
+    default_args={"owner": "data-engineering", "retries": 2},
     tags=["music", "kpis", "s3", BACKEND],
     template_searchpath=[str(SQL_DIR)],
     user_defined_macros=sql_macros(BACKEND),

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,8 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW_VAR_MUSIC_KPIS_BACKEND": "postgres",
+        # Retried tasks run again at once (fault-injection tests).
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "0",
     }
 )
 sys.path.insert(0, str(PROJECT_DIR))
@@ -62,17 +65,22 @@ def postgres() -> Iterator[PostgresTarget]:
     shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.fixture
-def warehouse(postgres: PostgresTarget) -> Iterator[PostgresTarget]:
-    """A fresh, empty database for one test."""
+@contextmanager
+def fresh_database(postgres: PostgresTarget) -> Iterator[PostgresTarget]:
     name = f"test_{uuid.uuid4().hex[:12]}"
-    db = postgres.create_database(name, drop_first=True)
-    yield db
+    yield postgres.create_database(name, drop_first=True)
     admin = postgres.connect()
     admin.autocommit = True
     with admin.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture
+def warehouse(postgres: PostgresTarget) -> Iterator[PostgresTarget]:
+    """A fresh, empty database for one test."""
+    with fresh_database(postgres) as db:
+        yield db
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +106,21 @@ class Stack:
     warehouse: PostgresTarget
     raw_bucket: str
     processed_bucket: str
+
+    @classmethod
+    def create(cls, endpoint: str, warehouse: PostgresTarget) -> Stack:
+        suffix = uuid.uuid4().hex[:10]
+        stack = cls(endpoint, warehouse, f"raw-{suffix}", f"processed-{suffix}")
+        create_buckets(endpoint, stack.raw_bucket, stack.processed_bucket)
+        return stack
+
+    def activate(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point the DAG's connections and variables at this stack."""
+        env = airflow_environment(self.endpoint, self.warehouse)
+        env["AIRFLOW_VAR_MUSIC_KPIS_RAW_BUCKET"] = self.raw_bucket
+        env["AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET"] = self.processed_bucket
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
 
     def upload(self, folder: Path) -> list[str]:
         return upload_folder(self.endpoint, folder, self.raw_bucket)
@@ -126,14 +149,10 @@ class Stack:
 
 
 @pytest.fixture
-def stack(moto_endpoint: str, warehouse: PostgresTarget, airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
+def stack(
+    moto_endpoint: str, warehouse: PostgresTarget, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> Stack:
     """Buckets and a database of this test's own, with the DAG's connections pointing at them."""
-    suffix = uuid.uuid4().hex[:10]
-    raw, processed = f"raw-{suffix}", f"processed-{suffix}"
-    create_buckets(moto_endpoint, raw, processed)
-    env = airflow_environment(moto_endpoint, warehouse)
-    env["AIRFLOW_VAR_MUSIC_KPIS_RAW_BUCKET"] = raw
-    env["AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET"] = processed
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return Stack(moto_endpoint, warehouse, raw, processed)
+    stack = Stack.create(moto_endpoint, warehouse)
+    stack.activate(monkeypatch)
+    return stack

@@ -31,6 +31,7 @@ from include.music_kpis.local_stack import (
     postgres_server,
     upload_folder,
 )
+from include.music_kpis.warehouse import SQL_DIR
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DAG_ID = "music_streaming_kpis"
@@ -95,7 +96,10 @@ def run_dag() -> tuple[str, str]:
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 
-def query(warehouse: PostgresTarget, statement: str, args: tuple = ()) -> list[tuple]:
+REPORTS_DIR = SQL_DIR / "reports"
+
+
+def query(warehouse: PostgresTarget, statement: str, args: dict | tuple = ()) -> list[tuple]:
     conn = warehouse.connect()
     try:
         with conn.cursor() as cur:
@@ -105,27 +109,24 @@ def query(warehouse: PostgresTarget, statement: str, args: tuple = ()) -> list[t
         conn.close()
 
 
+def report(warehouse: PostgresTarget, name: str, **args: str) -> list[tuple]:
+    """Run include/sql/reports/<name>.sql."""
+    return query(warehouse, (REPORTS_DIR / f"{name}.sql").read_text(encoding="utf-8"), args)
+
+
 def run_summary(warehouse: PostgresTarget, batch_id: str) -> dict[str, Any]:
     """run_summary.json of SPEC section 6."""
-
-    def count(table: str) -> int:
-        return query(warehouse, f"SELECT COUNT(*) FROM {table}")[0][0]
-
-    files = query(
-        warehouse,
-        "SELECT dataset, raw_key, outcome, rows_quarantined FROM etl_batch_files "
-        'WHERE batch_id = %s ORDER BY raw_key COLLATE "C"',
-        (batch_id,),
-    )
+    (counts,) = report(warehouse, "table_counts")
+    files = report(warehouse, "batch_files", batch_id=batch_id)
     quarantined = {"users": 0, "songs": 0, "streams": 0}
     for dataset, _, outcome, rows in files:
         if outcome == "loaded":
             quarantined[dataset] += rows
     return {
-        "users_rows": count("users"),
-        "songs_rows": count("songs"),
-        "streams_rows": count("streams"),
-        "parked_streams": count("streams_parked"),
+        "users_rows": counts[0],
+        "songs_rows": counts[1],
+        "streams_rows": counts[2],
+        "parked_streams": counts[3],
         "quarantined_rows": quarantined,
         "rejected_files": [key for _, key, outcome, _ in files if outcome == "rejected"],
         "loaded_files": [key for _, key, outcome, _ in files if outcome == "loaded"],
@@ -139,13 +140,9 @@ def _csv_value(value: Any) -> Any:
 
 def export_kpis(warehouse: PostgresTarget, out_dir: Path) -> dict[str, list[tuple]]:
     """Write genre_kpis.csv and hourly_kpis.csv: every row, sorted by key."""
-    tables = {
-        "genre_kpis": (GENRE_COLUMNS, 'listen_date, track_genre COLLATE "C"'),
-        "hourly_kpis": (HOURLY_COLUMNS, "listen_date, listen_hour"),
-    }
     exported = {}
-    for table, (columns, order) in tables.items():
-        rows = query(warehouse, f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}")
+    for table, columns in (("genre_kpis", GENRE_COLUMNS), ("hourly_kpis", HOURLY_COLUMNS)):
+        rows = report(warehouse, table)
         with (out_dir / f"{table}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(columns)
@@ -192,11 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(airflow_environment(endpoint, warehouse))
         run_id, state = run_dag()
         summary = run_summary(warehouse, batch_id_for(run_id))
+        streams = report(warehouse, "batch_streams", batch_id=batch_id_for(run_id))
         kpis = export_kpis(warehouse, out_dir)
 
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"\ngenre_kpis ({len(kpis['genre_kpis'])} rows)\n" + format_table(GENRE_COLUMNS, kpis["genre_kpis"], 40))
     print(f"\nhourly_kpis ({len(kpis['hourly_kpis'])} rows)\n" + format_table(HOURLY_COLUMNS, kpis["hourly_kpis"], 24))
+    if streams:
+        rows, loaded, parked, repeats = streams[0]
+        print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
     print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
     print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
     if summary["rejected_files"]:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 TIMESTAMP_PATTERN = (
     r"\d{4}-\d{2}-\d{2}"
     r"(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?"
-    r"|[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})?)"
+    r"|T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?)"
 )
 DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
 INTEGER_PATTERN = r"[+-]?\d{1,18}"

@@ -44,7 +44,7 @@ def sql_macros(backend: str) -> dict[str, Any]:
 def dimension_params(dataset: str) -> dict[str, Any]:
     """params of upsert_dimension.sql, derived from the dataset's schema."""
     schema = load_schema(dataset)
-    kpi_columns = {"songs": ["track_genre", "artists", "popularity", "duration_sec"]}
+    kpi_columns = {"songs": ["track_genre", "artists", "popularity", "duration_ms"]}
     return {
         "dataset": dataset,
         "key": schema.key[0],

@@ -150,6 +150,17 @@ CREATE TABLE IF NOT EXISTS etl_batch_files (
     PRIMARY KEY (batch_id, file_id)
 ){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
 
+-- What each batch did with stream rows (written with the plays, same transaction).
+CREATE TABLE IF NOT EXISTS etl_batches (
+    batch_id VARCHAR(32) NOT NULL,
+    stream_rows BIGINT NOT NULL,
+    streams_loaded BIGINT NOT NULL,
+    streams_parked BIGINT NOT NULL,
+    stream_repeats_skipped BIGINT NOT NULL,
+    recorded_at TIMESTAMP DEFAULT {{ now }} NOT NULL,
+    PRIMARY KEY (batch_id)
+){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
+
 -- Dates whose KPIs must be recomputed; filled with the change, emptied by the recompute.
 CREATE TABLE IF NOT EXISTS kpi_dirty_dates (
     listen_date DATE NOT NULL,

@@ -8,12 +8,17 @@
 
 {% include '_batch_files.sql' %}
 
+-- One row per staged source row: a retried COPY may have staged a file twice.
+DROP TABLE IF EXISTS tmp_batch_rows;
+CREATE TEMP TABLE tmp_batch_rows AS
+SELECT DISTINCT s.file_id, s.source_row, s.user_id, s.track_id, s.listen_time, s.listen_date, s.listen_hour
+FROM stg_streams s
+JOIN tmp_streams_files f ON f.file_id = s.file_id;
+
 -- Candidates: the batch's plays and every parked play, once each.
 DROP TABLE IF EXISTS tmp_plays;
 CREATE TEMP TABLE tmp_plays AS
-SELECT s.user_id, s.track_id, s.listen_time, s.listen_date, s.listen_hour
-FROM stg_streams s
-JOIN tmp_streams_files f ON f.file_id = s.file_id
+SELECT {{ play }} FROM tmp_batch_rows
 UNION
 SELECT {{ play }} FROM streams_parked;
 
@@ -25,6 +30,19 @@ WHERE streams.listen_date = tmp_plays.listen_date
   AND streams.user_id = tmp_plays.user_id
   AND streams.track_id = tmp_plays.track_id
   AND streams.listen_time = tmp_plays.listen_time;
+
+-- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly parked).
+DROP TABLE IF EXISTS tmp_stream_stats;
+CREATE TEMP TABLE tmp_stream_stats AS
+SELECT (SELECT COUNT(*) FROM tmp_batch_rows) AS stream_rows,
+       (SELECT COUNT(*) FROM tmp_plays t
+        WHERE EXISTS (
+                SELECT 1 FROM tmp_batch_rows b
+                WHERE b.user_id = t.user_id AND b.track_id = t.track_id AND b.listen_time = t.listen_time)
+          AND NOT EXISTS (
+                SELECT 1 FROM streams_parked p
+                WHERE p.user_id = t.user_id AND p.track_id = t.track_id AND p.listen_time = t.listen_time)
+       ) AS new_plays;
 
 DROP TABLE IF EXISTS tmp_loadable;
 CREATE TEMP TABLE tmp_loadable AS
@@ -56,5 +74,11 @@ WHERE NOT EXISTS (
   AND NOT EXISTS (
         SELECT 1 FROM streams_parked p
         WHERE p.user_id = t.user_id AND p.track_id = t.track_id AND p.listen_time = t.listen_time);
+
+INSERT INTO etl_batches (batch_id, stream_rows, streams_loaded, streams_parked, stream_repeats_skipped)
+SELECT '{{ batch }}', stream_rows, (SELECT COUNT(*) FROM tmp_loadable), (SELECT COUNT(*) FROM streams_parked),
+       stream_rows - new_plays
+FROM tmp_stream_stats
+WHERE NOT EXISTS (SELECT 1 FROM etl_batches WHERE batch_id = '{{ batch }}');
 
 {% include '_ledger_loaded.sql' %}

@@ -1,6 +1,8 @@
 -- Close the batch, in one transaction: rejected files enter the ledger (so
 -- they are processed again only when their content changes), every file the
--- batch saw is logged with its outcome, and the batch manifest is freed.
+-- batch saw is logged with its outcome, and staging is emptied. Runs never
+-- overlap (max_active_runs=1), so rows a failed run left in staging go too:
+-- a later run stages again whatever it needs.
 {%- set batch = batch_id_for(run_id) %}
 
 INSERT INTO etl_file_ledger
@@ -23,4 +25,7 @@ WHERE batch_id = '{{ batch }}'
   AND file_id NOT IN (SELECT file_id FROM etl_batch_files WHERE batch_id = '{{ batch }}')
 GROUP BY file_id;
 
-DELETE FROM stg_files WHERE batch_id = '{{ batch }}';
+DELETE FROM stg_users;
+DELETE FROM stg_songs;
+DELETE FROM stg_streams;
+DELETE FROM stg_files;

@@ -1,13 +1,15 @@
 -- Recompute the KPIs of the dirty dates only, in one transaction. For every
 -- date it touches the result equals a computation from scratch.
--- Ties go to the smallest value in byte order (`byte_order`: see sql.py).
+-- Ties go to the smallest value in byte order (`byte_order`: see warehouse.py).
+-- Averages are exact integer sums divided once, so they do not depend on the
+-- order rows are summed in (the same value on every rerun and on Redshift).
 DELETE FROM genre_kpis WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 DELETE FROM hourly_kpis WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 
 DROP TABLE IF EXISTS tmp_kpi_plays;
 CREATE TEMP TABLE tmp_kpi_plays AS
 SELECT p.listen_date, p.listen_hour, p.user_id, p.track_id,
-       s.track_genre, s.artists, s.popularity, s.duration_sec
+       s.track_genre, s.artists, s.popularity, s.duration_ms
 FROM streams p
 JOIN songs s ON s.track_id = p.track_id
 WHERE p.listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
@@ -20,8 +22,8 @@ FROM (
     SELECT listen_date, track_genre,
            COUNT(*) AS total_plays,
            COUNT(DISTINCT user_id) AS unique_listeners,
-           AVG(CAST(popularity AS DOUBLE PRECISION)) AS avg_popularity,
-           AVG(duration_sec) AS avg_duration_sec
+           CAST(SUM(popularity) AS DOUBLE PRECISION) / COUNT(*) AS avg_popularity,
+           CAST(SUM(duration_ms) AS DOUBLE PRECISION) / (1000 * COUNT(*)) AS avg_duration_sec
     FROM tmp_kpi_plays
     GROUP BY listen_date, track_genre
 ) g
