@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= data/sample
 OUT ?= out
 
-.PHONY: venv demo demo-reset test lint sample-data deploy-mwaa clean
+.PHONY: venv demo demo-reset test test-compat lint sample-data deploy-mwaa clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ demo-reset:
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Airflow 3.0.6 with the Amazon MWAA pins: the oldest Airflow 3 that MWAA runs.
+COMPAT_VENV := .venv-airflow-3.0
+$(COMPAT_VENV)/.installed: tests/compat/requirements-airflow-3.0.txt
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip uv
+	$(COMPAT_VENV)/bin/uv pip install --quiet --python $(COMPAT_VENV)/bin/python -r $<
+	touch $@
+
+## make test-compat: DAG-integrity, SQL-rendering and unit tests on Airflow 3.0.6 (MWAA's pins)
+test-compat: $(COMPAT_VENV)/.installed
+	$(COMPAT_VENV)/bin/python -m pytest tests/test_dag_integrity.py tests/test_redshift_rendering.py tests/unit $(PYTEST_ARGS)
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -39,4 +51,4 @@ sample-data: $(BIN)/.installed
 	$(BIN)/python -m include.music_kpis.sample_data --out data/sample
 
 clean: demo-reset
-	rm -rf $(VENV) $(OUT)
+	rm -rf $(VENV) $(COMPAT_VENV) $(OUT)

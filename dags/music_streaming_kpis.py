@@ -26,12 +26,8 @@ from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOp
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import dag, task
 
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 3.0 (Amazon MWAA)
-    from airflow.exceptions import AirflowFailException
-
 from include.music_kpis import pipeline
+from include.music_kpis.airflow_compat import AirflowFailException
 from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.warehouse import (
     AWS_CONN_ID,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
+from include.music_kpis.airflow_compat import dag_bag
 from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.warehouse import SQL_DIR
 from tests.conftest import PROJECT_DIR
@@ -29,7 +29,7 @@ UPSTREAMS = {
 
 def load_dag(monkeypatch: pytest.MonkeyPatch, backend: str):
     monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_BACKEND", backend)
-    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    bag = dag_bag(str(PROJECT_DIR / "dags"))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {DAG_ID}
     return bag.dags[DAG_ID]
@@ -96,6 +96,6 @@ def test_postgres_loads_with_project_operator(monkeypatch: pytest.MonkeyPatch) -
 
 def test_unknown_backend_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_BACKEND", "snowflake")
-    bag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    bag = dag_bag(str(PROJECT_DIR / "dags"))
     (error,) = bag.import_errors.values()
     assert "music_kpis_backend must be one of" in error

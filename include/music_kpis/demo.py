@@ -87,9 +87,9 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 def run_dag() -> tuple[str, str]:
     """Run the DAG once through dag.test(); returns (run_id, state)."""
-    from airflow.dag_processing.dagbag import DagBag
+    from include.music_kpis.airflow_compat import dag_bag
 
-    dagbag = DagBag(dag_folder=str(PROJECT_DIR / "dags"))
+    dagbag = dag_bag(str(PROJECT_DIR / "dags"))
     if dagbag.import_errors:
         raise RuntimeError(f"DAG import errors: {dagbag.import_errors}")
     run = dagbag.get_dag(DAG_ID).test()

@@ -15,11 +15,7 @@ import boto3
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import Variable
 
-try:
-    from airflow.sdk import BaseHook
-except ImportError:  # Airflow 3.0 (Amazon MWAA)
-    from airflow.hooks.base import BaseHook
-
+from include.music_kpis.airflow_compat import BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, transformed_prefix
 from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
 from include.music_kpis.schemas import load_schema

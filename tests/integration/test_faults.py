@@ -61,9 +61,9 @@ def snapshot(stack) -> dict[str, list[tuple]]:
 
 def run_once(stack):
     """One DAG run for LOGICAL_DATE; calling it again re-runs that same DAG run."""
-    from airflow.dag_processing.dagbag import DagBag
+    from include.music_kpis.airflow_compat import dag_bag
 
-    dag = DagBag(dag_folder=str(demo.PROJECT_DIR / "dags")).dags[demo.DAG_ID]
+    dag = dag_bag(str(demo.PROJECT_DIR / "dags")).dags[demo.DAG_ID]
     run = dag.test(logical_date=LOGICAL_DATE)
     return run.run_id, str(getattr(run.state, "value", run.state))
 
