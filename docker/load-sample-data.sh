@@ -1,0 +1,12 @@
+#!/bin/sh
+# load-sample-data (docker-compose.yaml): upload a raw-bucket-shaped folder
+# (default: data/sample) into the raw bucket. Object keys are the paths
+# relative to the folder: streams/streams1.csv, metadata/users/users.csv, ...
+# Re-uploading an unchanged file keeps its key and ETag, so the DAG skips it.
+set -eu
+
+sample_dir="${SAMPLE_DIR:-/sample}"
+mc alias set local "${S3_ENDPOINT:?}" "${MINIO_ROOT_USER:?}" "${MINIO_ROOT_PASSWORD:?}" >/dev/null
+# The trailing slash copies the folder's contents, not the folder itself.
+mc cp --recursive "${sample_dir}/" "local/${RAW_BUCKET:?}/"
+mc ls --recursive "local/${RAW_BUCKET}"
