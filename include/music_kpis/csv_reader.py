@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -25,10 +24,10 @@ PARSE_PROBLEM = "row has {actual} field(s), the header has {expected}"
 
 @dataclass
 class RawBatch:
-    frame: pd.DataFrame  # column i = the i-th header field; str values ("" when empty)
+    table: pa.Table  # column i = the i-th header field; UTF-8 text ("" when empty)
     source_rows: np.ndarray  # data-row number of each frame row
-    # Reasons found while decoding, per frame position (None = no problem).
-    decode_reasons: list[str | None]
+    # Reasons found while decoding, per row (None: no problem in the batch).
+    decode_reasons: list[str | None] | None
     # Rows dropped by the parser: (data-row number, reason, raw text).
     unparsed: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -85,38 +84,37 @@ def read_batches(open_stream: Callable[[], BinaryIO], header: list[str], block_b
             end = int(source_rows[-1]) + 1 if batch.num_rows else next_row
             done = [u for u in unparsed if u[0] < end]
             unparsed[:] = [u for u in unparsed if u[0] >= end]  # in place: the handler keeps appending
-            frame, reasons = _decode(batch, header)
-            yield RawBatch(frame, source_rows, reasons, done)
+            table, reasons = _decode(batch, header)
+            yield RawBatch(table, source_rows, reasons, done)
             next_row = end
         if unparsed:  # unparsable rows after the last good one
-            yield RawBatch(_decode(_empty_batch(len(header)), header)[0], np.array([], dtype=np.int64), [], unparsed)
+            yield RawBatch(_decode(_empty_batch(len(header)), header)[0], np.array([], dtype=np.int64), None, unparsed)
 
 
 def _empty_batch(width: int) -> pa.RecordBatch:
     return pa.record_batch([pa.array([], type=pa.binary())] * width, names=[f"c{i}" for i in range(width)])
 
 
-def _decode(batch: pa.RecordBatch, header: list[str]) -> tuple[pd.DataFrame, list[str | None]]:
-    reasons: list[str | None] = [None] * batch.num_rows
-    columns = {}
+def _decode(batch: pa.RecordBatch, header: list[str]) -> tuple[pa.Table, list[str | None] | None]:
+    """Bytes to UTF-8 text, column by column; rows with invalid bytes get a reason."""
+    reasons: list[str | None] | None = None
+    columns = []
     for position, label in enumerate(header):
         raw = batch.column(position)
         try:
             text = raw.cast(pa.string())
         except pa.ArrowInvalid:  # rare: find the rows, blank them, say why
-            values = raw.to_pylist()
+            reasons = reasons or [None] * batch.num_rows
             decoded = []
-            for row, value in enumerate(values):
+            for row, value in enumerate(raw.to_pylist()):
                 try:
                     decoded.append(value.decode("utf-8"))
                 except UnicodeDecodeError as error:
                     decoded.append("")
                     reasons[row] = reasons[row] or f"{label.strip()}: not valid UTF-8 (byte {error.start})"
             text = pa.array(decoded, type=pa.string())
-        columns[f"{position}"] = text
-    frame = pa.table(columns).to_pandas()
-    frame.columns = range(len(header))
-    return frame, reasons
+        columns.append(text)
+    return pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(header))]), reasons
 
 
 def raw_record(header: list[str], values: list[str]) -> str:

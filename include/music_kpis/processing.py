@@ -114,7 +114,7 @@ def process_raw_file(
             log.warning("%s: dropped column(s) not in the %s schema: %s", raw.raw_key, raw.dataset, plan.dropped)
         for part, batch in enumerate(read_batches(open_stream, plan.header, block_bytes)):
             result = validate_chunk(
-                batch.frame,
+                batch.table,
                 schema,
                 plan,
                 raw_key=raw.raw_key,

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -21,16 +20,6 @@ from include.music_kpis.schemas import ARROW_TYPES, Column, DatasetSchema
 
 log = logging.getLogger(__name__)
 
-# `YYYY-MM-DD HH:MM:SS[.ffffff]` (UTC) or ISO 8601 with `T`, optionally with
-# `Z` or a `+HH:MM` / `-HH:MM` offset. Fractions beyond microseconds are cut.
-TIMESTAMP_PATTERN = (
-    r"\d{4}-\d{2}-\d{2}"
-    r"(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?"
-    r"|T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?)"
-)
-DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
-INTEGER_PATTERN = r"[+-]?\d{1,18}"
-BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -83,81 +72,113 @@ class ChunkResult:
     rows_read: int
 
 
-def _shown(values: pd.Series) -> pd.Series:
-    return values.str.slice(0, 80)
+# Offsets the arrow timestamp parser accepts: hours 00-23, minutes 00-59.
+_ZONE = r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
+_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?|T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?" + _ZONE + "?)$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
+_INTEGER = r"^[+-]?\d{1,18}$"
+_INTEGER_LIMITS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
+_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$"
 
 
-def _parse_timestamps(text: pd.Series) -> pd.Series:
-    """UTC-naive microsecond timestamps; NaT where the text is not an accepted form."""
-    well_formed = text.str.fullmatch(TIMESTAMP_PATTERN).fillna(False).astype(bool)
-    parsed = pd.to_datetime(text.where(well_formed), format="ISO8601", utc=True, errors="coerce")
-    return parsed.dt.tz_localize(None).dt.floor("us").astype("datetime64[us]")
+class _Failures:
+    """The first broken rule of each row, as an index into `rules` (null = none yet)."""
 
+    def __init__(self, rows: int, known: Sequence[str | None] | None) -> None:
+        self.rules: list[tuple[str, str, bool]] = []  # (column, rule, show the value)
+        self.first = pa.nulls(rows, pa.int32())
+        self.known = list(known) if known is not None else [None] * rows
 
-class _ColumnCheck:
-    """Parses one column; records the first broken rule per row."""
-
-    def __init__(self, reasons: pd.Series) -> None:
-        self.reasons = reasons
-
-    def fail(self, column: str, mask: pd.Series, rule: str, raw: pd.Series | None = None) -> None:
-        mask = mask & self.reasons.isna()
-        if not mask.any():
+    def add(self, column: str, failed: pa.Array, rule: str, *, show_value: bool = True) -> None:
+        failed = pc.fill_null(failed, False)
+        if not pc.any(failed).as_py():
             return
-        if raw is None:
-            self.reasons[mask] = f"{column}: {rule}"
-        else:
-            self.reasons[mask] = f"{column}: {rule} (got '" + _shown(raw[mask]) + "')"
+        self.rules.append((column, rule, show_value))
+        code = pa.scalar(len(self.rules) - 1, pa.int32())
+        self.first = pc.if_else(pc.and_(pc.is_null(self.first), failed), code, self.first)
+
+    def bad_mask(self) -> pa.Array:
+        known = pa.array([r is not None for r in self.known], type=pa.bool_())
+        return pc.or_(pc.is_valid(self.first), known)
 
 
-def _parse_column(column: Column, raw: pd.Series, check: _ColumnCheck) -> pd.Series:
-    text = raw.fillna("").astype("str").str.strip()
-    empty = text == ""
+def _real_calendar(text: pa.Array, layout: str) -> pa.Array:
+    """True where text is a real date/time in layout: no 2024-02-30, no 24:00:00.
+
+    strptime rolls an impossible day over (Feb 30 -> Mar 1), so the value must
+    also print back as the same text.
+    """
+    parsed = pc.strptime(text, layout, "s", error_is_null=True)
+    return pc.fill_null(pc.equal(pc.strftime(parsed, layout), text), False)
+
+
+def _utc_timestamps(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(UTC-naive timestamp[us], ok) for the accepted forms; value undefined where not ok."""
+    ok = pc.match_substring_regex(text, _TIMESTAMP)
+    base = pc.replace_substring(pc.utf8_slice_codeunits(text, 0, 19), "T", " ")
+    ok = pc.and_(ok, _real_calendar(base, "%Y-%m-%d %H:%M:%S"))
+    zoned = pc.match_substring_regex(text, _ZONE + "$")
+    full = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
+    if (pc.max(pc.utf8_length(full)).as_py() or 0) > len("2024-01-01T00:00:00.000000Z"):
+        full = pc.replace_substring_regex(full, r"(\.\d{6})\d+", r"\1")  # cut to microseconds
+    safe = pc.if_else(ok, full, "1970-01-01T00:00:00Z")
+    return pc.cast(pc.cast(safe, pa.timestamp("us", "UTC")), pa.timestamp("us")), ok
+
+
+def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Array:
+    """One column, typed; rows that break a rule are recorded in `failures`."""
+    text = pc.utf8_trim_whitespace(pc.fill_null(raw, ""))
+    empty = pc.equal(text, "")
+    present = pc.invert(empty)
     if not column.accepts_null:
-        check.fail(column.name, empty, "missing required value")
-    present = ~empty
+        failures.add(column.name, empty, "missing required value", show_value=False)
     kind = column.type
     if kind == "text":
-        value = text.str.lower() if column.lower else text
+        value = pc.utf8_lower(text) if column.lower else text
         if column.max_bytes is not None:
-            # Redshift VARCHAR lengths count bytes; only long strings need encoding.
-            long = value.str.len() > column.max_bytes // 4
-            if long.any():
-                nbytes = value[long].str.encode("utf-8").str.len()
-                too_long = pd.Series(False, index=value.index)
-                too_long[long] = nbytes > column.max_bytes
-                check.fail(column.name, too_long, f"longer than {column.max_bytes} bytes")
-        return value.where(present, None)
-    if kind in ("bigint", "integer", "smallint"):
-        ok = text.str.fullmatch(INTEGER_PATTERN).fillna(False).astype(bool)
-        check.fail(column.name, present & ~ok, "not an integer", text)
-        value = pd.to_numeric(text.where(present & ok), errors="coerce").astype("Int64")
-    elif kind == "double":
-        value = pd.to_numeric(text.where(present), errors="coerce").astype("Float64")
-        finite = pd.Series(np.isfinite(value.to_numpy(dtype="float64", na_value=np.nan)), index=text.index)
-        check.fail(column.name, present & ~finite, "not a number", text)
-    elif kind == "boolean":
-        value = text.str.lower().map(BOOLEANS).astype("boolean")
-        check.fail(column.name, present & value.isna(), "not a boolean (true/false/1/0)", text)
-        return value
-    elif kind == "timestamp":
-        value = _parse_timestamps(text)
-        check.fail(column.name, present & value.isna(), "not an accepted timestamp", text)
-        return value
-    elif kind == "date":
-        is_date = text.str.fullmatch(DATE_PATTERN).fillna(False).astype(bool)
-        dates = pd.to_datetime(text.where(is_date), format="%Y-%m-%d", errors="coerce")
-        stamps = _parse_timestamps(text.where(~is_date, ""))
-        value = dates.fillna(stamps).dt.floor("D")
-        check.fail(column.name, present & value.isna(), "not a date or accepted timestamp", text)
-        return value
-    else:  # pragma: no cover - schemas.py rejects unknown types
-        raise ValueError(kind)
+            too_long = pc.greater(pc.binary_length(value), column.max_bytes)
+            failures.add(column.name, too_long, f"longer than {column.max_bytes} bytes", show_value=False)
+        return pc.if_else(present, value, pa.scalar(None, pa.string()))
+    if kind == "boolean":
+        lowered = pc.utf8_lower(text)
+        truthy = pc.is_in(lowered, value_set=pa.array(["true", "1"]))
+        known = pc.or_(truthy, pc.is_in(lowered, value_set=pa.array(["false", "0"])))
+        failures.add(column.name, pc.and_(present, pc.invert(known)), "not a boolean (true/false/1/0)")
+        return pc.if_else(known, truthy, pa.scalar(None, pa.bool_()))
+    if kind == "timestamp":
+        value, ok = _utc_timestamps(text)
+        failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an accepted timestamp")
+        return pc.if_else(ok, value, pa.scalar(None, value.type))
+    if kind == "date":
+        is_date = pc.match_substring_regex(text, _DATE)
+        date_ok = pc.and_(is_date, _real_calendar(text, "%Y-%m-%d"))
+        day = pc.strptime(pc.if_else(date_ok, text, "1970-01-01"), "%Y-%m-%d", "s")
+        stamp, stamp_ok = _utc_timestamps(text)
+        ok = pc.or_(date_ok, stamp_ok)
+        failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a date or accepted timestamp")
+        value = pc.if_else(date_ok, pc.cast(pc.cast(day, pa.timestamp("us")), pa.date32()), pc.cast(stamp, pa.date32()))
+        return pc.if_else(ok, value, pa.scalar(None, pa.date32()))
+    arrow_type = ARROW_TYPES[kind]
+    if kind == "double":
+        ok = pc.match_substring_regex(text, _NUMBER)
+        value = pc.cast(pc.if_else(ok, text, "0"), pa.float64())
+        ok = pc.and_(ok, pc.is_finite(value))
+        failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a number")
+    else:  # integers
+        ok = pc.match_substring_regex(text, _INTEGER)
+        failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an integer")
+        value = pc.cast(pc.if_else(ok, text, "0"), pa.int64())
+    value = pc.if_else(ok, value, pa.scalar(None, value.type))
     if column.min is not None and column.max is not None:
-        bad = (value < column.min) | (value > column.max)
-        check.fail(column.name, bad.fillna(False), f"outside {column.min:g}..{column.max:g}", text)
+        outside = pc.or_(pc.less(value, column.min), pc.greater(value, column.max))
+        failures.add(column.name, outside, f"outside {column.min:g}..{column.max:g}")
     elif column.min is not None:
-        check.fail(column.name, (value < column.min).fillna(False), f"below {column.min:g}", text)
+        failures.add(column.name, pc.less(value, column.min), f"below {column.min:g}")
+    if kind != "double":
+        # Rows outside the type's range failed above or fail here; only good rows are kept.
+        limit = _INTEGER_LIMITS[kind]
+        failures.add(column.name, pc.greater(pc.abs(value), limit), f"outside the {kind} range")
+        value = pc.cast(value, arrow_type, safe=False)
     return value
 
 
@@ -172,7 +193,7 @@ def _derive(rule: str, source: pa.Array) -> pa.Array:
 
 
 def validate_chunk(
-    raw: pd.DataFrame,
+    raw: pa.Table,
     schema: DatasetSchema,
     plan: HeaderPlan,
     *,
@@ -184,52 +205,59 @@ def validate_chunk(
 ) -> ChunkResult:
     """Validate and normalise one batch of a raw file.
 
-    `raw` holds the file's fields by header position, all strings; `source_rows`
-    their data-row numbers. `known_reasons` are problems found before (bytes that
-    are not UTF-8); `unparsed` rows the CSV parser could not split into fields.
+    `raw` holds the file's fields by header position (column i = i-th header
+    field), all strings; `source_rows` their data-row numbers. `known_reasons`
+    are problems found before (bytes that are not UTF-8); `unparsed` rows the
+    CSV parser could not split into fields.
     """
-    frame = raw[list(plan.columns)].rename(columns=plan.columns)
-    rows = len(frame)
-    source_row = pd.Index(np.asarray(source_rows, dtype=np.int64))
-    frame.index = source_row
-    reasons = pd.Series(known_reasons if known_reasons is not None else None, index=source_row, dtype="object")
-    check = _ColumnCheck(reasons)
+    rows = raw.num_rows
+    failures = _Failures(rows, known_reasons)
+    by_name = {name: raw.column(position) for position, name in plan.columns.items()}
+    parsed = {c.name: _parse_column(c, by_name[c.name], failures) for c in schema.columns if c.name in by_name}
 
-    parsed: dict[str, pd.Series] = {}
-    for column in schema.columns:
-        if column.name in frame.columns:
-            parsed[column.name] = _parse_column(column, frame[column.name], check)
-
-    bad = reasons.notna()
-    keep = ~bad.to_numpy()
-    good_index = source_row[keep]
+    bad = failures.bad_mask()
+    keep = pc.invert(bad)
+    source_row = pa.array(np.asarray(source_rows, dtype=np.int64))
     arrays: dict[str, pa.Array] = {}
+    kept = rows - pc.sum(pc.cast(bad, pa.int64())).as_py() if rows else 0
     for column in schema.columns:
         arrow_type = ARROW_TYPES[column.type]
         if column.name in parsed:
-            values = parsed[column.name][keep]
-            arrays[column.name] = pa.array(values, type=arrow_type, from_pandas=True)
+            arrays[column.name] = pc.filter(parsed[column.name], keep).cast(arrow_type)
         else:
-            arrays[column.name] = pa.nulls(len(good_index), type=arrow_type)
+            arrays[column.name] = pa.nulls(kept, type=arrow_type)
     for derived in schema.derived:
         arrays[derived.name] = _derive(derived.rule, arrays[derived.source]).cast(ARROW_TYPES[derived.type])
-    arrays["file_id"] = pa.array([file_id] * len(good_index), type=pa.string())
-    arrays["source_row"] = pa.array(good_index.to_numpy(), type=pa.int64())
+    arrays["file_id"] = pa.array([file_id], pa.string()).take(pa.array(np.zeros(kept, dtype=np.int64)))
+    arrays["source_row"] = pc.filter(source_row, keep)
     good = pa.Table.from_pydict(arrays, schema=schema.staging_arrow_schema)
 
-    bad_positions = np.flatnonzero(bad.to_numpy())
-    values = raw.to_numpy(dtype=object)
+    bad_positions = np.flatnonzero(bad.to_numpy(zero_copy_only=False)) if rows else np.array([], dtype=np.int64)
+    reasons = [_reason(failures, raw, by_name, int(i)) for i in bad_positions]
+    records = [
+        raw_record(plan.header, [raw.column(c)[int(i)].as_py() or "" for c in range(raw.num_columns)])
+        for i in bad_positions
+    ]
     rejected = pa.Table.from_pydict(
         {
             "raw_key": [raw_key] * (len(bad_positions) + len(unparsed)),
-            "source_row": [*source_row[bad_positions].tolist(), *(u[0] for u in unparsed)],
-            "reason": [*reasons.iloc[bad_positions].astype(str).tolist(), *(u[1] for u in unparsed)],
-            "record": [
-                *(raw_record(plan.header, [str(v) for v in values[i]]) for i in bad_positions),
-                *(u[2] for u in unparsed),
+            "source_row": [
+                *source_row.take(pa.array(bad_positions, pa.int64())).to_pylist(),
+                *(u[0] for u in unparsed),
             ],
+            "reason": [*reasons, *(u[1] for u in unparsed)],
+            "record": [*records, *(u[2] for u in unparsed)],
         },
         schema=QUARANTINE_SCHEMA,
     )
-    rows += len(unparsed)
-    return ChunkResult(good=good, rejected=rejected, rows_read=rows)
+    return ChunkResult(good=good, rejected=rejected, rows_read=rows + len(unparsed))
+
+
+def _reason(failures: _Failures, raw: pa.Table, by_name: dict[str, pa.Array], position: int) -> str:
+    if failures.known[position] is not None:
+        return failures.known[position]
+    column, rule, show_value = failures.rules[failures.first[position].as_py()]
+    if not show_value:
+        return f"{column}: {rule}"
+    value = (by_name[column][position].as_py() or "").strip()[:80]
+    return f"{column}: {rule} (got '{value}')"

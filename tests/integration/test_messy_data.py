@@ -144,12 +144,12 @@ def test_every_kind_of_bad_input(stack, sample_raw: Path, tmp_path: Path) -> Non
     # Nothing reached SQL unquoted: the awkward keys are in the ledger as written.
     keys = {k for (k,) in stack.query("SELECT raw_key FROM etl_file_ledger")}
     assert {"streams/it's here; now.csv", "streams/with space.csv"} <= keys
-    for path in [
-        p
-        for p in streams.iterdir()
-        if p.name not in {"streams1.csv", "streams2.csv", "streams3.csv", "it's here; now.csv", "with space.csv"}
-    ]:
-        path.unlink()
+    # The oracle reads clean CSV: compare on the files it can read (the parked plays included).
+    readable = {"streams1.csv", "streams2.csv", "streams3.csv", "it's here; now.csv", "with space.csv"}
+    readable |= {"quoted.csv", "formula.csv", "header_only.csv"}
+    for path in streams.iterdir():
+        if path.name not in readable:
+            path.unlink()
     assert_warehouse_matches(stack, sample_raw, tmp_path / "out")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import pandas as pd
+import pyarrow as pa
 import pytest
 
 from include.music_kpis.schemas import load_schema
@@ -18,7 +18,7 @@ STREAMS = ["user_id", "track_id", "listen_time"]
 
 def run(dataset: str, header: list[str], rows: list[list[str]]):
     schema = load_schema(dataset)
-    frame = pd.DataFrame(rows, columns=range(len(header)), dtype=str)
+    frame = pa.table({f"c{i}": pa.array([r[i] for r in rows], pa.string()) for i in range(len(header))})
     plan = plan_header(header, schema)
     return validate_chunk(
         frame, schema, plan, raw_key=f"{dataset}/f.csv", file_id="f" * 32, source_rows=range(1, len(rows) + 1)
