@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= data/sample
 OUT ?= out
 
-.PHONY: venv demo demo-reset test test-compat lint sample-data deploy-mwaa clean
+.PHONY: venv demo demo-reset test test-compat lint bench sample-data deploy-mwaa clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ lint: $(BIN)/.installed
 ## make deploy-mwaa ENV=<environment> [REGION=<region>] [ARGS=--dry-run]: upload dags/, include/ and the MWAA requirements (docs/mwaa.md)
 deploy-mwaa: $(BIN)/.installed
 	$(BIN)/python -m deploy.mwaa_deploy --environment "$(ENV)" $(if $(REGION),--region "$(REGION)") $(ARGS)
+
+## make bench: speed and memory targets, as ratios against a floor measured in the same run
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 sample-data: $(BIN)/.installed
 	$(BIN)/python -m include.music_kpis.sample_data --out data/sample

@@ -37,7 +37,7 @@ class RuntimeSettings:
             raw_bucket=Variable.get("music_kpis_raw_bucket"),
             processed_bucket=Variable.get("music_kpis_processed_bucket"),
             reject_threshold=float(Variable.get("music_kpis_reject_threshold", default="0.05")),
-            read_block_bytes=int(Variable.get("music_kpis_read_block_mb", default="64")) << 20,
+            read_block_bytes=int(Variable.get("music_kpis_read_block_mb", default="4")) << 20,
         )
 
 

@@ -9,11 +9,13 @@ transformed outputs are removed so it can never be half-loaded.
 
 from __future__ import annotations
 
-import io
 import logging
-from contextlib import closing
+import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, closing
 from dataclasses import asdict, dataclass
-from typing import Any, BinaryIO
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
 
 import awswrangler as wr
 import boto3
@@ -74,45 +76,128 @@ class FileOutcome:
         return asdict(self)
 
 
-def _put_parquet(table: pa.Table, path: str, session: boto3.Session) -> None:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="snappy")
-    buffer.seek(0)
-    wr.s3.upload(local_file=buffer, path=path, boto3_session=session)
+class ProcessedStore(Protocol):
+    """Where processed outputs go: the processed bucket (or a folder, for benchmarks)."""
+
+    def upload(self, local_path: Path, key: str) -> None: ...
+
+    def remove_prefix(self, prefix: str) -> None: ...
 
 
-def _remove_prefix(bucket: str, prefix: str, session: boto3.Session) -> None:
-    keys = wr.s3.list_objects(f"s3://{bucket}/{prefix}", boto3_session=session)
-    if keys:
-        wr.s3.delete_objects(keys, boto3_session=session)
+@dataclass(frozen=True)
+class S3ProcessedStore:
+    bucket: str
+    session: boto3.Session
+
+    def upload(self, local_path: Path, key: str) -> None:
+        # awswrangler uploads in parts from disk: memory stays flat whatever the size.
+        wr.s3.upload(local_file=str(local_path), path=f"s3://{self.bucket}/{key}", boto3_session=self.session)
+
+    def remove_prefix(self, prefix: str) -> None:
+        keys = wr.s3.list_objects(f"s3://{self.bucket}/{prefix}", boto3_session=self.session)
+        if keys:
+            wr.s3.delete_objects(keys, boto3_session=self.session)
 
 
-def process_raw_file(
+def put_table(store: ProcessedStore, table: pa.Table, key: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "part.parquet"
+        pq.write_table(table, path, compression="snappy")
+        store.upload(path, key)
+
+
+class PartWriter:
+    """Parquet files of about `part_bytes` each under a prefix (several for a large
+    input, so Redshift COPY spreads them over its slices), built in a local temp
+    file, with row groups of about `group_rows` rows."""
+
+    def __init__(
+        self, store: ProcessedStore, prefix: str, schema: pa.Schema, *, part_bytes: int, group_rows: int
+    ) -> None:
+        self.store, self.prefix, self.schema = store, prefix, schema
+        self.part_bytes, self.group_rows = part_bytes, group_rows
+        self.tmp = tempfile.TemporaryDirectory()
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.part = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def _path(self) -> Path:
+        return Path(self.tmp.name) / f"part-{self.part:05d}.parquet"
+
+    def write(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= self.group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self._path(), self.schema, compression="snappy")
+        table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
+        self.writer.write_table(table, row_group_size=max(self.pending_rows, 1))
+        self.pending, self.pending_rows = [], 0
+        if self._path().stat().st_size >= self.part_bytes:
+            self._finish_part()
+
+    def _finish_part(self) -> None:
+        assert self.writer is not None
+        self.writer.close()
+        self.writer = None
+        self.store.upload(self._path(), f"{self.prefix}{self._path().name}")
+        self._path().unlink(missing_ok=True)
+        self.part += 1
+
+    def close(self) -> None:
+        if self.pending or (self.writer is None and self.part == 0):
+            self._flush()  # an empty input still gets one (empty) part: COPY then loads nothing
+        if self.writer is not None:
+            self._finish_part()
+        self.tmp.cleanup()
+
+    def abandon(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.cleanup()
+
+
+def transform_file(
     raw: RawFile,
+    open_stream: Callable[[], AbstractContextManager[BinaryIO]],
+    store: ProcessedStore,
     *,
-    raw_bucket: str,
-    processed_bucket: str,
     reject_threshold: float,
-    session: boto3.Session,
-    block_bytes: int = 64 << 20,
+    block_bytes: int = 4 << 20,
+    part_bytes: int = 128 << 20,
+    group_rows: int = 1 << 19,
 ) -> FileOutcome:
-    """Validate + transform one raw file; returns what happened to it."""
+    """Validate + transform one raw file into `store`; returns what happened to it."""
     schema = load_schema(raw.dataset)
     file_id = raw.file_id
-
-    s3 = session.client("s3", endpoint_url=wr.config.s3_endpoint_url)
-
-    def open_stream() -> closing[BinaryIO]:
-        # IfMatch: read exactly the version that was listed, or fail with 412.
-        return closing(s3.get_object(Bucket=raw_bucket, Key=raw.raw_key, IfMatch=f'"{raw.etag}"')["Body"])
-
     rows_read = 0
     quarantined: list[pa.Table] = []
+    outputs: list[PartWriter] = []
     try:
         plan = plan_header(read_header(open_stream), schema)
         if plan.dropped:
             log.warning("%s: dropped column(s) not in the %s schema: %s", raw.raw_key, raw.dataset, plan.dropped)
-        for part, batch in enumerate(read_batches(open_stream, plan.header, block_bytes)):
+        transformed = PartWriter(
+            store,
+            transformed_prefix(raw.dataset, file_id),
+            schema.staging_arrow_schema,
+            part_bytes=part_bytes,
+            group_rows=group_rows,
+        )
+        validated_schema = pa.schema([schema.staging_arrow_schema.field(n) for n in schema.column_names])
+        validated = PartWriter(
+            store,
+            validated_prefix(raw.dataset, file_id),
+            validated_schema,
+            part_bytes=part_bytes,
+            group_rows=group_rows,
+        )
+        outputs = [transformed, validated]
+        for batch in read_batches(open_stream, plan.header, block_bytes):
             result = validate_chunk(
                 batch.table,
                 schema,
@@ -124,45 +209,59 @@ def process_raw_file(
                 unparsed=batch.unparsed,
             )
             rows_read += result.rows_read
-            name = f"part-{part:05d}.parquet"
-            _put_parquet(
-                result.good,
-                f"s3://{processed_bucket}/{transformed_prefix(raw.dataset, file_id)}{name}",
-                session,
-            )
-            _put_parquet(
-                result.good.select(schema.column_names),
-                f"s3://{processed_bucket}/{validated_prefix(raw.dataset, file_id)}{name}",
-                session,
-            )
+            transformed.write(result.good)
+            validated.write(result.good.select(schema.column_names))
             if result.rejected.num_rows:
                 quarantined.append(result.rejected)
         reason = _threshold_breach(quarantined, rows_read, reject_threshold)
         if reason:
             raise FileRejected(reason)
+        for output in outputs:
+            output.close()
     except (FileRejected, EmptyFile) as rejected:
-        return _reject(raw, str(rejected), processed_bucket, session, quarantined, rows_read)
+        return _reject(raw, str(rejected), store, outputs, quarantined, rows_read)
     except (UnicodeDecodeError, pa.ArrowInvalid) as error:
-        return _reject(raw, _describe(error), processed_bucket, session, quarantined, rows_read)
+        return _reject(raw, _describe(error), store, outputs, quarantined, rows_read)
+    except BaseException:
+        for output in outputs:
+            output.abandon()
+        raise
+
+    rows_quarantined = sum(t.num_rows for t in quarantined)
+    if quarantined:
+        rejected_rows = pa.concat_tables(quarantined)
+        put_table(store, rejected_rows, f"{quarantine_prefix(raw.dataset, file_id)}rows.parquet")
+        for row in rejected_rows.slice(0, 20).to_pylist():
+            log.warning("%s row %s: %s", raw.raw_key, row["source_row"], row["reason"])
+    return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, ACCEPTED, None, rows_read, rows_quarantined)
+
+
+def process_raw_file(
+    raw: RawFile,
+    *,
+    raw_bucket: str,
+    processed_bucket: str,
+    reject_threshold: float,
+    session: boto3.Session,
+    block_bytes: int = 4 << 20,
+) -> FileOutcome:
+    """transform_file for a raw object in S3, read at exactly the listed version."""
+    s3 = session.client("s3", endpoint_url=wr.config.s3_endpoint_url)
+    store = S3ProcessedStore(processed_bucket, session)
+
+    def open_stream() -> closing[BinaryIO]:
+        # IfMatch: read exactly the version that was listed, or fail with 412.
+        return closing(s3.get_object(Bucket=raw_bucket, Key=raw.raw_key, IfMatch=f'"{raw.etag}"')["Body"])
+
+    try:
+        return transform_file(raw, open_stream, store, reject_threshold=reject_threshold, block_bytes=block_bytes)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
             raise
         # Replaced while we read it: not ledgered, so the next run takes the new version.
         log.warning("%s changed while being read; it is left for the next run", raw.raw_key)
-        _remove_prefix(processed_bucket, transformed_prefix(raw.dataset, file_id), session)
-        return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, CHANGED)
-
-    rows_quarantined = sum(t.num_rows for t in quarantined)
-    if quarantined:
-        rejected_rows = pa.concat_tables(quarantined)
-        _put_parquet(
-            rejected_rows,
-            f"s3://{processed_bucket}/{quarantine_prefix(raw.dataset, file_id)}rows.parquet",
-            session,
-        )
-        for row in rejected_rows.slice(0, 20).to_pylist():
-            log.warning("%s row %s: %s", raw.raw_key, row["source_row"], row["reason"])
-    return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, ACCEPTED, None, rows_read, rows_quarantined)
+        store.remove_prefix(transformed_prefix(raw.dataset, raw.file_id))
+        return FileOutcome(raw.dataset, raw.raw_key, raw.etag, raw.file_id, CHANGED)
 
 
 def _threshold_breach(quarantined: list[pa.Table], rows_read: int, threshold: float) -> str | None:
@@ -185,21 +284,22 @@ def _describe(error: Exception) -> str:
 def _reject(
     raw: RawFile,
     reason: str,
-    processed_bucket: str,
-    session: boto3.Session,
+    store: ProcessedStore,
+    outputs: list[PartWriter],
     quarantined: list[pa.Table],
     rows_read: int,
 ) -> FileOutcome:
     log.error("%s rejected: %s", raw.raw_key, reason)
+    for output in outputs:
+        output.abandon()
     file_id = raw.file_id
-    _remove_prefix(processed_bucket, transformed_prefix(raw.dataset, file_id), session)
-    _remove_prefix(processed_bucket, validated_prefix(raw.dataset, file_id), session)
-    quarantine = f"s3://{processed_bucket}/{quarantine_prefix(raw.dataset, file_id)}"
+    store.remove_prefix(transformed_prefix(raw.dataset, file_id))
+    store.remove_prefix(validated_prefix(raw.dataset, file_id))
     record = pa.Table.from_pylist(
         [{"raw_key": raw.raw_key, "source_row": None, "reason": f"file rejected: {reason}", "record": None}],
         schema=QUARANTINE_SCHEMA,
     )
-    _put_parquet(pa.concat_tables([record, *quarantined]), f"{quarantine}file.parquet", session)
+    put_table(store, pa.concat_tables([record, *quarantined]), f"{quarantine_prefix(raw.dataset, file_id)}file.parquet")
     return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, REJECTED, reason, rows_read, 0)
 
 
@@ -220,9 +320,6 @@ def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket:
         for o in outcomes
     ]
     prefix = manifest_prefix(batch_id)
-    _put_parquet(
-        pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA),
-        f"s3://{processed_bucket}/{prefix}files.parquet",
-        session,
-    )
+    store = S3ProcessedStore(processed_bucket, session)
+    put_table(store, pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), f"{prefix}files.parquet")
     return prefix

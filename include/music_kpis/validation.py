@@ -75,6 +75,7 @@ class ChunkResult:
 # Offsets the arrow timestamp parser accepts: hours 00-23, minutes 00-59.
 _ZONE = r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
 _TIMESTAMP = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?|T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?" + _ZONE + "?)$"
+_EPOCH = "1970-01-01T00:00:00Z"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _INTEGER = r"^[+-]?\d{1,18}$"
 _INTEGER_LIMITS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
@@ -115,14 +116,17 @@ def _real_calendar(text: pa.Array, layout: str) -> pa.Array:
 def _utc_timestamps(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(UTC-naive timestamp[us], ok) for the accepted forms; value undefined where not ok."""
     ok = pc.match_substring_regex(text, _TIMESTAMP)
-    base = pc.replace_substring(pc.utf8_slice_codeunits(text, 0, 19), "T", " ")
-    ok = pc.and_(ok, _real_calendar(base, "%Y-%m-%d %H:%M:%S"))
     zoned = pc.match_substring_regex(text, _ZONE + "$")
     full = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
     if (pc.max(pc.utf8_length(full)).as_py() or 0) > len("2024-01-01T00:00:00.000000Z"):
         full = pc.replace_substring_regex(full, r"(\.\d{6})\d+", r"\1")  # cut to microseconds
-    safe = pc.if_else(ok, full, "1970-01-01T00:00:00Z")
-    return pc.cast(pc.cast(safe, pa.timestamp("us", "UTC")), pa.timestamp("us")), ok
+    try:
+        stamps = pc.cast(pc.if_else(ok, full, _EPOCH), pa.timestamp("us", "UTC"))
+    except pa.ArrowInvalid:  # rare: an impossible date or time among well-formed text
+        base = pc.replace_substring(pc.utf8_slice_codeunits(text, 0, 19), "T", " ")
+        ok = pc.and_(ok, _real_calendar(base, "%Y-%m-%d %H:%M:%S"))
+        stamps = pc.cast(pc.if_else(ok, full, _EPOCH), pa.timestamp("us", "UTC"))
+    return pc.cast(stamps, pa.timestamp("us")), ok
 
 
 def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Array:
@@ -150,13 +154,16 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an accepted timestamp")
         return pc.if_else(ok, value, pa.scalar(None, value.type))
     if kind == "date":
-        is_date = pc.match_substring_regex(text, _DATE)
-        date_ok = pc.and_(is_date, _real_calendar(text, "%Y-%m-%d"))
-        day = pc.strptime(pc.if_else(date_ok, text, "1970-01-01"), "%Y-%m-%d", "s")
+        date_ok = pc.match_substring_regex(text, _DATE)
+        try:
+            day = pc.cast(pc.if_else(date_ok, text, "1970-01-01"), pa.date32())
+        except pa.ArrowInvalid:  # rare: an impossible date such as 2024-02-30
+            date_ok = pc.and_(date_ok, _real_calendar(text, "%Y-%m-%d"))
+            day = pc.cast(pc.if_else(date_ok, text, "1970-01-01"), pa.date32())
         stamp, stamp_ok = _utc_timestamps(text)
         ok = pc.or_(date_ok, stamp_ok)
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a date or accepted timestamp")
-        value = pc.if_else(date_ok, pc.cast(pc.cast(day, pa.timestamp("us")), pa.date32()), pc.cast(stamp, pa.date32()))
+        value = pc.if_else(date_ok, day, pc.cast(stamp, pa.date32()))
         return pc.if_else(ok, value, pa.scalar(None, pa.date32()))
     arrow_type = ARROW_TYPES[kind]
     if kind == "double":

@@ -1,0 +1,188 @@
+"""`make bench`: the speed and memory targets of the pipeline, as ratios
+against a floor measured in the same run (this machine is noisy).
+
+Each measurement runs in a fresh subprocess, so peak RSS is that step's own.
+Prints a table and writes it to bench/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+DATA = PROJECT / "bench" / "data"
+RESULTS = PROJECT / "bench" / "results.md"
+
+STEP = """
+import json, resource, shutil, sys, time
+from pathlib import Path
+sys.path.insert(0, {project!r})
+kind, csv_path, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+shutil.rmtree(out, ignore_errors=True)
+out.mkdir(parents=True)
+import pyarrow.csv as pacsv, pyarrow.parquet as pq
+if kind == "pandas":
+    from bench.pandas_peer import transform_streams
+elif kind == "project":
+    import logging
+    logging.disable(logging.WARNING)
+    from bench.local_store import LocalStore
+    from include.music_kpis.files import RawFile
+    from include.music_kpis.processing import transform_file
+imported_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = time.perf_counter()  # imports are not the step
+if kind == "floor":
+    pq.write_table(pacsv.read_csv(csv_path), out / "floor.parquet")
+elif kind == "pandas":
+    transform_streams(csv_path, out)
+else:
+    outcome = transform_file(RawFile("streams", "streams/bench.csv", "bench"), lambda: open(csv_path, "rb"),
+                             LocalStore(out), reject_threshold=0.05)
+    assert outcome.outcome == "accepted", outcome
+seconds = time.perf_counter() - start
+parts = sorted(p.stat().st_size for p in out.rglob("*.parquet") if "transformed" in p.parts)
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "imported_rss_mb": imported_rss,
+                   "transformed_parts_mb": [round(s / 2**20, 1) for s in parts]}}))
+"""
+
+
+def measure(kind: str, csv_path: Path) -> dict:
+    out = DATA / f"out-{kind}"
+    done = subprocess.run(
+        [sys.executable, "-c", STEP.format(project=str(PROJECT)), kind, str(csv_path), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ensure_file(rows: int) -> Path:
+    from bench.data import write_streams
+
+    path = DATA / f"streams_{rows}.csv"
+    if not path.exists():
+        print(f"generating {path.name} ({rows:,} rows) ...", flush=True)
+        write_streams(path, rows)
+    return path
+
+
+def best_of(kind: str, path: Path, repeats: int) -> dict:
+    runs = [measure(kind, path) for _ in range(repeats)]
+    return min(runs, key=lambda r: r["seconds"])
+
+
+def demo_seconds() -> float:
+    """`make demo` on the bundled data, after set-up (venv and Airflow DB exist)."""
+    state = DATA / "demo-state"
+    shutil.rmtree(state, ignore_errors=True)
+    args = [sys.executable, "-m", "include.music_kpis.demo", "--state", str(state), "--out", str(DATA / "demo-out")]
+    subprocess.run(args, cwd=PROJECT, check=True, capture_output=True)  # set-up: Airflow's DB migration
+    shutil.rmtree(state / "pgdata", ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(args, cwd=PROJECT, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000, help="rows of the throughput file")
+    parser.add_argument(
+        "--memory-rows",
+        type=int,
+        nargs=2,
+        default=[14_000_000, 56_000_000],
+        help="rows of a small and a large file (about 0.5 GB and 2 GB)",
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    table = []
+    path = ensure_file(args.rows)
+    floor = best_of("floor", path, args.repeats)
+    project = best_of("project", path, args.repeats)
+    peer = best_of("pandas", path, max(1, args.repeats - 1))
+    ratio = project["seconds"] / floor["seconds"]
+    table.append(
+        (
+            "validate+transform time, project / pyarrow CSV read + Parquet write",
+            f"{project['seconds']:.2f} s",
+            f"{floor['seconds']:.2f} s",
+            f"{ratio:.2f}",
+            "<= 2.0",
+            ratio <= 2.0,
+        )
+    )
+    table.append(("rows per second (project)", f"{args.rows / project['seconds']:,.0f}", "", "", "", None))
+    peer_ratio = project["seconds"] / peer["seconds"]
+    table.append(
+        (
+            "validate+transform time, project / plain pandas",
+            f"{project['seconds']:.2f} s",
+            f"{peer['seconds']:.2f} s",
+            f"{peer_ratio:.2f}",
+            "report",
+            None,
+        )
+    )
+
+    small, large = (measure("project", ensure_file(rows)) for rows in args.memory_rows)
+    size_gb = ensure_file(args.memory_rows[1]).stat().st_size / 2**30
+    table.append(
+        (
+            f"peak RSS, {size_gb:.1f} GB stream file",
+            f"{large['peak_rss_mb']:.0f} MB",
+            "",
+            "",
+            "< 500 MB",
+            large["peak_rss_mb"] < 500,
+        )
+    )
+    growth = large["peak_rss_mb"] / small["peak_rss_mb"]
+    table.append(
+        (
+            "peak RSS growth, large / small file (4x the rows)",
+            f"{large['peak_rss_mb']:.0f} MB",
+            f"{small['peak_rss_mb']:.0f} MB",
+            f"{growth:.2f}",
+            "<= 1.2 (flat)",
+            growth <= 1.2,
+        )
+    )
+    table.append(
+        (
+            "Parquet parts for COPY, large file",
+            ", ".join(f"{p} MB" for p in large["transformed_parts_mb"]),
+            "",
+            "",
+            "64-256 MB, several",
+            len(large["transformed_parts_mb"]) > 1,
+        )
+    )
+
+    demo = demo_seconds()
+    table.append(("make demo on bundled data, after set-up", f"{demo:.1f} s", "", "", "< 60 s", demo < 60))
+
+    lines = ["| measure | project | floor or peer | ratio | target | pass |", "|---|---|---|---|---|---|"]
+    for measure_name, value, base, rat, target, ok in table:
+        verdict = "" if ok is None else ("pass" if ok else "FAIL")
+        lines.append(f"| {measure_name} | {value} | {base} | {rat} | {target} | {verdict} |")
+    report = "\n".join(lines)
+    print(report)
+    RESULTS.write_text(
+        "# Benchmark results\n\n`make bench` on this project's 2-core machine; ratios are against a floor measured "
+        "in the same run.\n\n" + report + "\n",
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    main()
