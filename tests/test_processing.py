@@ -179,3 +179,10 @@ def test_row_numbers_stay_exact_across_blocks(buckets) -> None:
     assert all(r["user_id"] == r["source_row"] for r in rows)  # user_id i was written on data row i
     (quarantine,) = keys("quarantine/streams/")
     assert sorted(table(quarantine).column("source_row").to_pylist()) == [1500, 3000]
+
+
+def test_a_row_longer_than_a_block_is_read_with_larger_blocks(buckets) -> None:
+    process, _, _ = buckets
+    body = HEADER + GOOD * 30 + f"1,{'x' * 20_000},2024-01-01 10:00:00\n"
+    outcome = process("streams/long_row.csv", body, block_bytes=4096)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 31, 1)

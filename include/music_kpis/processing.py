@@ -76,6 +76,10 @@ class FileOutcome:
         return asdict(self)
 
 
+# A single CSV row must fit in one read block; blocks grow up to this for very long rows.
+MAX_BLOCK_BYTES = 256 << 20
+
+
 class ProcessedStore(Protocol):
     """Where processed outputs go: the processed bucket (or a folder, for benchmarks)."""
 
@@ -221,6 +225,20 @@ def transform_file(
     except (FileRejected, EmptyFile) as rejected:
         return _reject(raw, str(rejected), store, outputs, quarantined, rows_read)
     except (UnicodeDecodeError, pa.ArrowInvalid) as error:
+        if "straddling" in str(error) and block_bytes < MAX_BLOCK_BYTES:
+            # One CSV row is longer than a block: start again with larger blocks.
+            for output in outputs:
+                output.abandon()
+            log.info("%s: a row is longer than %d bytes; reading again in larger blocks", raw.raw_key, block_bytes)
+            return transform_file(
+                raw,
+                open_stream,
+                store,
+                reject_threshold=reject_threshold,
+                block_bytes=block_bytes * 16,
+                part_bytes=part_bytes,
+                group_rows=group_rows,
+            )
         return _reject(raw, _describe(error), store, outputs, quarantined, rows_read)
     except BaseException:
         for output in outputs:
@@ -278,6 +296,8 @@ def _threshold_breach(quarantined: list[pa.Table], rows_read: int, threshold: fl
 def _describe(error: Exception) -> str:
     if isinstance(error, UnicodeDecodeError):
         return f"header is not valid UTF-8 (byte {error.start})"
+    if "straddling" in str(error):
+        return f"a row is longer than {MAX_BLOCK_BYTES >> 20} MB"
     return f"unreadable CSV: {str(error).strip()}"
 
 
