@@ -149,9 +149,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(
-    moto_endpoint: str, warehouse: PostgresTarget, airflow_db: None, monkeypatch: pytest.MonkeyPatch
-) -> Stack:
+def stack(moto_endpoint: str, warehouse: PostgresTarget, airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
     """Buckets and a database of this test's own, with the DAG's connections pointing at them."""
     stack = Stack.create(moto_endpoint, warehouse)
     stack.activate(monkeypatch)
