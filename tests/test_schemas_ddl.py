@@ -6,6 +6,8 @@ order and types must equal the Parquet files' (derived from the schemas).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 import pytest
 import sqlglot
@@ -28,43 +30,42 @@ def expected_tables() -> dict[str, list[tuple[str, str]]]:
     return tables
 
 
-def test_postgres_tables_match_schemas(warehouse) -> None:
+@pytest.fixture
+def ddl_cursor(warehouse) -> Iterator:
+    """A cursor on a database where the PostgreSQL rendering of the DDL has run."""
     with pytest.MonkeyPatch.context() as mp:
         ddl = rendered_steps(mp, "postgres")["create_tables"]
     conn = warehouse.connect()
     with conn, conn.cursor() as cur:
         for statement in ddl:
             cur.execute(statement)
-        for table, columns in expected_tables().items():
-            cur.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = %s ORDER BY ordinal_position",
-                (table,),
-            )
-            assert cur.fetchall() == columns, table
+        yield cur
     conn.close()
 
 
-def test_text_lengths_match_schemas(warehouse) -> None:
+def test_postgres_tables_match_schemas(ddl_cursor) -> None:
+    for table, columns in expected_tables().items():
+        ddl_cursor.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+        assert ddl_cursor.fetchall() == columns, table
+
+
+def test_text_lengths_match_schemas(ddl_cursor) -> None:
     """VARCHAR(n) in the DDL is the schema's max_bytes, so COPY never truncates or fails."""
-    with pytest.MonkeyPatch.context() as mp:
-        ddl = rendered_steps(mp, "postgres")["create_tables"]
-    conn = warehouse.connect()
-    with conn, conn.cursor() as cur:
-        for statement in ddl:
-            cur.execute(statement)
-        for schema in all_schemas():
-            for column in schema.columns:
-                if column.type != "text":
-                    continue
-                for table in (schema.dataset, schema.staging_table):
-                    cur.execute(
-                        "SELECT character_maximum_length FROM information_schema.columns "
-                        "WHERE table_name = %s AND column_name = %s",
-                        (table, column.name),
-                    )
-                    assert cur.fetchone() == (column.max_bytes,), (table, column.name)
-    conn.close()
+    for schema in all_schemas():
+        for column in schema.columns:
+            if column.type != "text":
+                continue
+            for table in (schema.dataset, schema.staging_table):
+                ddl_cursor.execute(
+                    "SELECT character_maximum_length FROM information_schema.columns "
+                    "WHERE table_name = %s AND column_name = %s",
+                    (table, column.name),
+                )
+                assert ddl_cursor.fetchone() == (column.max_bytes,), (table, column.name)
 
 
 REDSHIFT_TYPE_NAMES = {
