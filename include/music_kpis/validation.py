@@ -7,7 +7,6 @@ naming the first broken rule: ``"<column>: <rule> (got '<value>')"``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,9 +16,6 @@ import pyarrow.compute as pc
 
 from include.music_kpis.csv_reader import raw_record
 from include.music_kpis.schemas import ARROW_TYPES, Column, DatasetSchema
-
-log = logging.getLogger(__name__)
-
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -88,7 +84,7 @@ class _Failures:
     def __init__(self, rows: int, known: Sequence[str | None] | None) -> None:
         self.rules: list[tuple[str, str, bool]] = []  # (column, rule, show the value)
         self.first = pa.nulls(rows, pa.int32())
-        self.known = list(known) if known is not None else [None] * rows
+        self.known = list(known) if known is not None else None  # most batches decode cleanly
 
     def add(self, column: str, failed: pa.Array, rule: str, *, show_value: bool = True) -> None:
         failed = pc.fill_null(failed, False)
@@ -99,8 +95,10 @@ class _Failures:
         self.first = pc.if_else(pc.and_(pc.is_null(self.first), failed), code, self.first)
 
     def bad_mask(self) -> pa.Array:
-        known = pa.array([r is not None for r in self.known], type=pa.bool_())
-        return pc.or_(pc.is_valid(self.first), known)
+        failed = pc.is_valid(self.first)
+        if self.known is None:
+            return failed
+        return pc.or_(failed, pa.array([r is not None for r in self.known], type=pa.bool_()))
 
 
 def _real_calendar(text: pa.Array, layout: str) -> pa.Array:
@@ -261,7 +259,7 @@ def validate_chunk(
 
 
 def _reason(failures: _Failures, raw: pa.Table, by_name: dict[str, pa.Array], position: int) -> str:
-    if failures.known[position] is not None:
+    if failures.known is not None and failures.known[position] is not None:
         return failures.known[position]
     column, rule, show_value = failures.rules[failures.first[position].as_py()]
     if not show_value:
