@@ -269,6 +269,12 @@ def _top(counts: Counter[str]) -> str:
     return min(counts, key=lambda value: (-counts[value], value.encode("utf-8")))
 
 
+def _mean_of_known(values: Iterable[int | None]) -> float | None:
+    """The mean of the values that are not None; None when none is known."""
+    known = [value for value in values if value is not None]
+    return sum(known) / len(known) if known else None
+
+
 def genre_kpis(streams: Iterable[tuple[int, str, dt.datetime]], songs: dict[str, dict]) -> list[dict]:
     groups: dict[tuple[dt.date, str], list[tuple[int, str]]] = defaultdict(list)
     for user_id, track_id, listen_time in streams:
@@ -282,7 +288,7 @@ def genre_kpis(streams: Iterable[tuple[int, str, dt.datetime]], songs: dict[str,
                 "track_genre": genre,
                 "total_plays": total,
                 "unique_listeners": len({user_id for user_id, _ in plays}),
-                "avg_popularity": sum(songs[t]["popularity"] for _, t in plays) / total,
+                "avg_popularity": _mean_of_known(songs[t].get("popularity") for _, t in plays),
                 "avg_duration_sec": sum(songs[t]["duration_ms"] / 1000 for _, t in plays) / total,
                 "top_track_id": _top(Counter(track_id for _, track_id in plays)),
             }

@@ -3,12 +3,14 @@
 -- Redshift-only clauses (DISTSTYLE, DISTKEY, SORTKEY) and PostgreSQL-only
 -- indexes are templated on `backend`; see docs/warehouse-design.md.
 
--- Dimensions: small, copied to every Redshift node.
+-- Dimensions: small, copied to every Redshift node. Age, country, popularity
+-- and the explicit flag may be unknown when users and tracks come from an
+-- operational database that lacks them (docs/metadata-sources.md).
 CREATE TABLE IF NOT EXISTS users (
     user_id BIGINT NOT NULL,
     user_name VARCHAR(256) NOT NULL,
-    user_age INTEGER NOT NULL,
-    user_country VARCHAR(256) NOT NULL,
+    user_age INTEGER,
+    user_country VARCHAR(256),
     created_at DATE NOT NULL,
     PRIMARY KEY (user_id)
 ){% if backend == 'redshift' %} DISTSTYLE ALL SORTKEY (user_id){% endif %};
@@ -18,9 +20,9 @@ CREATE TABLE IF NOT EXISTS songs (
     artists VARCHAR(4096) NOT NULL,
     album_name VARCHAR(4096),
     track_name VARCHAR(4096),
-    popularity INTEGER NOT NULL,
+    popularity INTEGER,
     duration_ms BIGINT NOT NULL,
-    "explicit" BOOLEAN NOT NULL,
+    "explicit" BOOLEAN,
     track_genre VARCHAR(256) NOT NULL,
     danceability DOUBLE PRECISION,
     energy DOUBLE PRECISION,

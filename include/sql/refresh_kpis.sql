@@ -3,6 +3,8 @@
 -- Ties go to the smallest value in byte order (`byte_order`: see warehouse.py).
 -- Averages are exact integer sums divided once, so they do not depend on the
 -- order rows are summed in (the same value on every rerun and on Redshift).
+-- avg_popularity averages the plays whose song popularity is known (NULL when
+-- none is).
 DELETE FROM genre_kpis WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 DELETE FROM hourly_kpis WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 
@@ -22,7 +24,7 @@ FROM (
     SELECT listen_date, track_genre,
            COUNT(*) AS total_plays,
            COUNT(DISTINCT user_id) AS unique_listeners,
-           CAST(SUM(popularity) AS DOUBLE PRECISION) / COUNT(*) AS avg_popularity,
+           CAST(SUM(popularity) AS DOUBLE PRECISION) / NULLIF(COUNT(popularity), 0) AS avg_popularity,
            CAST(SUM(duration_ms) AS DOUBLE PRECISION) / (1000 * COUNT(*)) AS avg_duration_sec
     FROM tmp_kpi_plays
     GROUP BY listen_date, track_genre

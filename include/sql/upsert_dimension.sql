@@ -24,13 +24,16 @@ FROM (
 WHERE pick = 1;
 {%- if params.kpi_columns %}
 
--- Dates with plays of rows whose KPI columns change must be recomputed.
+-- Dates with plays of rows whose KPI columns change (to or from NULL too)
+-- must be recomputed.
 INSERT INTO kpi_dirty_dates (listen_date)
 SELECT DISTINCT p.listen_date
 FROM streams p
 JOIN tmp_{{ dataset }}_source src ON src."{{ params.key }}" = p."{{ params.key }}"
 JOIN {{ dataset }} cur ON cur."{{ params.key }}" = src."{{ params.key }}"
-WHERE ({% for c in params.kpi_columns %}cur."{{ c }}" <> src."{{ c }}"{{ " OR " if not loop.last }}{% endfor %})
+WHERE ({% for c in params.kpi_columns %}
+       cur."{{ c }}" <> src."{{ c }}" OR (cur."{{ c }}" IS NULL) <> (src."{{ c }}" IS NULL){{ " OR " if not loop.last }}
+       {%- endfor %})
   AND p.listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);
 {%- endif %}
 
