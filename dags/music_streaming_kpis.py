@@ -4,6 +4,8 @@
 Raw `users`, `songs` and `streams` CSVs in the raw bucket become KPI tables in
 the warehouse (Amazon Redshift; PostgreSQL locally):
 
+0. `extract_metadata` (only with `metadata_source = rds_postgres`): users and
+   tracks from the operational PostgreSQL to CSVs in the raw bucket, one snapshot.
 1. `find_new_files`: raw files whose key and content (ETag) are not in the ledger.
 2. `validate_and_transform` (mapped, one per file): schema rules with
    awswrangler; Parquet to `validated/` and `transformed/`, bad rows to `quarantine/`.
@@ -28,6 +30,7 @@ from airflow.sdk import dag, task
 
 from include.music_kpis import pipeline
 from include.music_kpis.airflow_compat import AirflowFailException
+from include.music_kpis.metadata_source import configured_metadata_source
 from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.warehouse import (
     AWS_CONN_ID,
@@ -40,6 +43,7 @@ from include.music_kpis.warehouse import (
 )
 
 BACKEND = configured_backend()
+METADATA_SOURCE = configured_metadata_source()
 PROCESSED_BUCKET = "{{ var.value.music_kpis_processed_bucket }}"
 
 
@@ -51,7 +55,7 @@ PROCESSED_BUCKET = "{{ var.value.music_kpis_processed_bucket }}"
     max_active_runs=1,
     # Retry delay: Airflow's [core] default_task_retry_delay (300 s unless configured).
     default_args={"owner": "data-engineering", "retries": 2},
-    tags=["music", "kpis", "s3", BACKEND],
+    tags=["music", "kpis", "s3", BACKEND, METADATA_SOURCE],
     template_searchpath=[str(SQL_DIR)],
     user_defined_macros=sql_macros(BACKEND),
     doc_md=__doc__,
@@ -66,6 +70,10 @@ def music_streaming_kpis() -> None:
         new, already_processed = pipeline.find_new_files()
         ti.xcom_push(key="skipped", value=already_processed)
         return new
+
+    @task
+    def extract_metadata() -> list[dict[str, Any]]:
+        return pipeline.extract_metadata()
 
     @task
     def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +122,10 @@ def music_streaming_kpis() -> None:
     record_batch = sql_step("record_batch", "record_batch.sql")
     refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql")
 
-    create_tables >> found
+    if METADATA_SOURCE == "rds_postgres":
+        create_tables >> extract_metadata() >> found
+    else:
+        create_tables >> found
     copy_to_staging >> [upsert_users, upsert_songs] >> load_streams >> record_batch >> refresh_kpis
     refresh_kpis >> report_rejected_files(outcomes)
 

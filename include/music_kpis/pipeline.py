@@ -17,8 +17,9 @@ from airflow.sdk import Variable
 
 from include.music_kpis.airflow_compat import BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, transformed_prefix
+from include.music_kpis.metadata_source import SOURCE_CONN_ID, extract_tables
 from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
-from include.music_kpis.schemas import load_schema
+from include.music_kpis.schemas import load_schema, load_source_tables
 from include.music_kpis.warehouse import AWS_CONN_ID, SQL_DIR, WAREHOUSE_CONN_ID
 
 
@@ -59,6 +60,29 @@ def find_new_files() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     new = [f for f in files if f.file_id not in processed]
     skipped = [f for f in files if f.file_id in processed]
     return [f.to_xcom() for f in new], [f.to_xcom() for f in skipped]
+
+
+def extract_metadata() -> list[dict[str, Any]]:
+    """Users and tracks from the operational database into the raw bucket (metadata_source = rds_postgres)."""
+    settings = RuntimeSettings.from_variables()
+    s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
+    existing = [
+        (obj["Key"], obj["ETag"].strip('"'))
+        for table in load_source_tables()
+        for obj in s3.iter_file_metadata(prefix=table.raw_prefix, bucket_name=settings.raw_bucket)
+    ]
+    warehouse = BaseHook.get_hook(WAREHOUSE_CONN_ID)
+    rejected = {row[0] for row in warehouse.get_records((SQL_DIR / "select_rejected_files.sql").read_text())}
+
+    def upload(path: Any, key: str) -> None:
+        s3.load_file(str(path), key, bucket_name=settings.raw_bucket, replace=True)
+
+    source = BaseHook.get_hook(SOURCE_CONN_ID).get_conn()
+    try:
+        extracted = extract_tables(source, upload, existing, rejected)
+    finally:
+        source.close()
+    return [f.to_xcom() for f in extracted]
 
 
 def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:

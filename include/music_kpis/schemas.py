@@ -7,7 +7,7 @@ that the warehouse DDL agrees with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -132,3 +132,72 @@ def load_schema(dataset: str) -> DatasetSchema:
 
 def all_schemas() -> list[DatasetSchema]:
     return [load_schema(name) for name in DATASETS]
+
+
+# --- metadata from an operational database -------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    """A dataset column and the source-table columns it may come from (first present wins)."""
+
+    name: str
+    sources: tuple[str, ...]
+    scale: int | None = None
+    may_be_missing: bool = False
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """How one source table maps onto a dataset (include/schemas/sources/*.yaml)."""
+
+    dataset: str
+    table: str
+    raw_prefix: str
+    columns: tuple[SourceColumn, ...]
+    updated_at: str
+    lookback_minutes: int
+
+
+@cache
+def load_source_tables(source: str = "rds_postgres") -> tuple[SourceTable, ...]:
+    """The source's tables in dataset order (users before songs)."""
+    raw = yaml.safe_load((SCHEMA_DIR / "sources" / f"{source}.yaml").read_text(encoding="utf-8"))
+    tables = []
+    for dataset in DATASETS:
+        spec = raw.get(dataset)
+        if spec is None:
+            continue
+        if not spec["raw_prefix"].startswith(load_schema(dataset).raw_prefix):
+            raise ValueError(f"{source}: {dataset} raw_prefix must be under {load_schema(dataset).raw_prefix}")
+        columns = tuple(
+            SourceColumn(c["name"], tuple(c["from"]), c.get("scale"), c.get("may_be_missing", False))
+            for c in spec["columns"]
+        )
+        unknown = {c.name for c in columns} - set(load_schema(dataset).column_names)
+        if unknown:
+            raise ValueError(f"{source}: {dataset} maps unknown column(s) {sorted(unknown)}")
+        tables.append(
+            SourceTable(dataset, spec["table"], spec["raw_prefix"], columns, raw["updated_at"], raw["lookback_minutes"])
+        )
+    return tuple(tables)
+
+
+def schema_for_file(dataset: str, raw_key: str) -> DatasetSchema:
+    """The rules a raw file is validated against.
+
+    Files extracted from an operational database (under a source's raw_prefix)
+    may lack the columns their mapping marks `may_be_missing`: those columns
+    are optional and nullable for them. Every other file gets the schema as is.
+    """
+    schema = load_schema(dataset)
+    for table in load_source_tables():
+        if table.dataset == dataset and raw_key.startswith(table.raw_prefix):
+            relaxed = {c.name for c in table.columns if c.may_be_missing}
+            return replace(
+                schema,
+                columns=tuple(
+                    replace(c, nullable=True, optional=True) if c.name in relaxed else c for c in schema.columns
+                ),
+            )
+    return schema

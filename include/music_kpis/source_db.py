@@ -1,0 +1,117 @@
+"""A local stand-in for the operational PostgreSQL (Amazon RDS) users and tracks live in.
+
+The local stack seeds it from a raw-bucket-shaped folder (the sample-data
+generator's output): ``metadata/users/*.csv`` become rows of ``users`` and
+``metadata/songs/*.csv`` rows of ``tracks``, in the source's own column names
+(docs/metadata-sources.md). Within the folder the last row of a key wins, as
+in the CSV path. A value the source column cannot hold (a non-integer id) is
+left out with a warning; values the pipeline's rules reject (a user aged 7)
+are kept, so validation sees them as it would in production.
+
+Seeding again updates only rows whose values changed, and moves their
+``updated_at``: that is how tests make "a changed row in the source".
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from psycopg2 import extensions
+from psycopg2.extras import execute_values
+
+from include.music_kpis.metadata_source import SOURCE_SQL_DIR, render
+
+log = logging.getLogger(__name__)
+
+SOURCE_DATABASE = "music_source"
+
+
+def _text(value: str) -> str | None:
+    return value if value.strip() else None
+
+
+def _integer(value: str) -> int | None:
+    return int(value) if value.strip() else None
+
+
+def _timestamp(value: str) -> dt.datetime:
+    text = value.strip().replace("Z", "+00:00")
+    parsed = dt.datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _seconds(milliseconds: str) -> Decimal:
+    return Decimal(int(milliseconds)) / 1000
+
+
+def _boolean(value: str) -> bool | None:
+    spelled = value.strip().lower()
+    if spelled in {"true", "1"}:
+        return True
+    if spelled in {"false", "0"}:
+        return False
+    if not spelled:
+        return None
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+# source column -> (raw CSV column, how the source stores it)
+USERS_FROM_CSV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "user_id": ("user_id", int),
+    "username": ("user_name", _text),
+    "age": ("user_age", _integer),
+    "country": ("user_country", _text),
+    "created_at": ("created_at", _timestamp),
+}
+TRACKS_FROM_CSV: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "track_id": ("track_id", _text),
+    "title": ("track_name", _text),
+    "artist": ("artists", _text),
+    "album": ("album_name", _text),
+    "genre": ("track_genre", _text),
+    "duration": ("duration_ms", _seconds),
+    "popularity": ("popularity", _integer),
+    "explicit": ("explicit", _boolean),
+}
+
+
+def _rows(folder: Path, mapping: dict[str, tuple[str, Callable[[str], Any]]]) -> Iterator[list[Any]]:
+    """Rows of every CSV under ``folder`` in key order, converted to the source's columns."""
+    for path in sorted(folder.rglob("*.csv"), key=lambda p: p.as_posix().encode()):
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            for line, record in enumerate(csv.DictReader(handle), start=2):
+                record = {(k or "").strip().lower(): v for k, v in record.items()}
+                try:
+                    yield [convert(record[column] or "") for column, convert in mapping.values()]
+                except (KeyError, ValueError, InvalidOperation) as error:
+                    log.warning("%s line %d left out of the source database: %s", path, line, error)
+
+
+def _last_per_key(rows: Iterator[list[Any]]) -> list[list[Any]]:
+    latest: dict[Any, list[Any]] = {}
+    for row in rows:
+        latest.pop(row[0], None)  # re-inserted: dict order follows the last occurrence
+        latest[row[0]] = row
+    return list(latest.values())
+
+
+def seed_from_raw_folder(conn: extensions.connection, raw_dir: Path) -> dict[str, int]:
+    """Create the source tables if needed and upsert the folder's users and songs; rows written per table."""
+    written = {}
+    with conn, conn.cursor() as cur:
+        cur.execute((SOURCE_SQL_DIR / "seed_schema.sql").read_text(encoding="utf-8"))
+        for table, folder, mapping in (
+            ("users", raw_dir / "metadata" / "users", USERS_FROM_CSV),
+            ("tracks", raw_dir / "metadata" / "songs", TRACKS_FROM_CSV),
+        ):
+            rows = _last_per_key(_rows(folder, mapping)) if folder.is_dir() else []
+            statement = render("seed_upsert.sql", table=table, columns=list(mapping))
+            execute_values(cur, statement, rows, page_size=1000)
+            written[table] = len(rows)
+    return written

@@ -1,0 +1,8 @@
+-- How many rows an extract of one source table takes, and the newest change
+-- among them (the next extract's watermark). Same snapshot as the COPY.
+SELECT COUNT(*),
+       {% if incremental %}MAX({{ updated_at | ident }}){% else %}NULL{% endif %}
+FROM {{ table | ident }}
+{%- if incremental %}
+WHERE %(since)s IS NULL OR {{ updated_at | ident }} > %(since)s OR {{ updated_at | ident }} IS NULL
+{%- endif %}
