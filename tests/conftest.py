@@ -45,6 +45,7 @@ from include.music_kpis.local_stack import (  # noqa: E402
     s3_client,
     upload_folder,
 )
+from include.music_kpis.metadata_source import METADATA_SOURCE_VARIABLE, SOURCE_CONN_ID  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +80,13 @@ def fresh_database(postgres: PostgresTarget) -> Iterator[PostgresTarget]:
 @pytest.fixture
 def warehouse(postgres: PostgresTarget) -> Iterator[PostgresTarget]:
     """A fresh, empty database for one test."""
+    with fresh_database(postgres) as db:
+        yield db
+
+
+@pytest.fixture
+def source_database(postgres: PostgresTarget) -> Iterator[PostgresTarget]:
+    """A fresh, empty database standing in for the operational (RDS) PostgreSQL."""
     with fresh_database(postgres) as db:
         yield db
 
@@ -121,6 +129,11 @@ class Stack:
         env["AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET"] = self.processed_bucket
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+
+    def use_rds_source(self, source: PostgresTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Take users and tracks from ``source`` (metadata_source = rds_postgres)."""
+        monkeypatch.setenv(f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}", source.airflow_connection())
+        monkeypatch.setenv(f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}", "rds_postgres")
 
     def upload(self, folder: Path) -> list[str]:
         return upload_folder(self.endpoint, folder, self.raw_bucket)

@@ -368,7 +368,7 @@ def _convert(column: str, text: str) -> Any:
     if column in INT_COLUMNS:
         return int(text)
     if column in FLOAT_COLUMNS:
-        return float(text)
+        return float(text) if text else None  # an average of no known values
     return text
 
 

@@ -30,10 +30,9 @@ import tempfile
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import jinja2
-from psycopg2 import extensions
 
 from include.music_kpis.files import file_id_for
 from include.music_kpis.schemas import SourceTable, load_schema, load_source_tables
@@ -97,7 +96,7 @@ _TEMPLATES.filters["ident"] = _ident
 
 
 def render(template: str, **context: Any) -> str:
-    """A statement of include/sql/source/ for one table; `since` stays a bound parameter."""
+    """A statement of include/sql/source/ for one table."""
     return _TEMPLATES.get_template(template).render(**context)
 
 
@@ -149,7 +148,7 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
-def _source_types(cur: extensions.cursor, table: str) -> dict[str, str]:
+def _source_types(cur: Any, table: str) -> dict[str, str]:
     cur.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_name = %s AND table_schema = ANY (current_schemas(false)) ORDER BY ordinal_position",
@@ -162,7 +161,7 @@ def _source_types(cur: extensions.cursor, table: str) -> dict[str, str]:
 
 
 def extract_tables(
-    source: extensions.connection,
+    source: Any,
     upload: Any,
     existing: Iterable[tuple[str, str]],
     rejected_file_ids: Collection[str],
@@ -176,9 +175,12 @@ def extract_tables(
     existing = list(existing)
     extracted: list[tuple[SourceTable, Path, str, int]] = []
     with tempfile.TemporaryDirectory(dir=work_dir, prefix="music-kpis-extract-") as scratch:
-        source.set_session(isolation_level=extensions.ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+        # Plain SQL for the transaction settings: the hook may hand out a
+        # psycopg2 or a psycopg 3 connection.
+        source.autocommit = False
         try:
-            with source, source.cursor() as cur:
+            with source.cursor() as cur:
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 # Timestamps compare and print in UTC whatever the server's zone.
                 cur.execute("SET LOCAL TIME ZONE 'UTC'")
                 cur.execute("SET LOCAL DateStyle = 'ISO, YMD'")
@@ -187,7 +189,7 @@ def extract_tables(
                     if found:
                         extracted.append((table, *found))
         finally:
-            source.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+            source.rollback()  # read only: nothing to keep; ends the snapshot
         files = []
         for table, path, key, rows in extracted:
             upload(path, key)
@@ -197,7 +199,7 @@ def extract_tables(
 
 
 def _extract_table(
-    cur: extensions.cursor,
+    cur: Any,
     table: SourceTable,
     existing: list[tuple[str, str]],
     rejected_file_ids: Collection[str],
@@ -216,15 +218,16 @@ def _extract_table(
         "key": next(c.source for c in columns if c.name == key_column),
         "incremental": incremental,
         "updated_at": table.updated_at,
+        "since": since.isoformat() if since else None,
     }
-    cur.execute(render("table_summary.sql", **context), {"since": since})
+    cur.execute(render("table_summary.sql", **context))
     rows, newest = cur.fetchone()
     if rows == 0:
         log.info("no rows of %s changed since %s", table.table, since)
         return None
     path = scratch / f"{table.table}.csv"
     with path.open("wb") as out:
-        cur.copy_expert(cur.mogrify(render("extract_table.sql", **context), {"since": since}).decode(), out)
+        _copy_out(cur, render("extract_table.sql", **context), out)
     if not incremental:
         return path, extract_key(table, None, None), rows
     # Rows without updated_at only: the watermark stays where it was.
@@ -232,3 +235,13 @@ def _extract_table(
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _copy_out(cur: Any, statement: str, out: BinaryIO) -> None:
+    """Stream ``COPY ... TO STDOUT`` into ``out`` with psycopg2 or psycopg 3."""
+    if hasattr(cur, "copy_expert"):
+        cur.copy_expert(statement, out)
+        return
+    with cur.copy(statement) as copy:
+        for chunk in copy:
+            out.write(chunk)

@@ -4,7 +4,8 @@
 -- extract's REPEATABLE READ, read-only transaction, so every table of one
 -- extract comes from the same snapshot. COPY streams rows as the server reads
 -- them: memory stays flat whatever the table's size.
--- Rendered by include/music_kpis/metadata_source.py; `since` is bound there.
+-- Rendered by include/music_kpis/metadata_source.py; `since` is a
+-- timestamp it formats itself (ISO 8601, UTC), never user input.
 {%- macro value(c) -%}
 {%- if c.scale -%}
 CAST(ROUND({{ c.source | ident }} * {{ c.scale }}) AS BIGINT)
@@ -24,9 +25,9 @@ COPY (
         {{ value(c) }} AS {{ c.name | ident }}{{ "," if not loop.last }}
     {%- endfor %}
     FROM {{ table | ident }}
-    {%- if incremental %}
+    {%- if since %}
     -- Rows without a timestamp cannot be placed after a watermark: always taken.
-    WHERE %(since)s IS NULL OR {{ updated_at | ident }} > %(since)s OR {{ updated_at | ident }} IS NULL
+    WHERE {{ updated_at | ident }} > TIMESTAMPTZ '{{ since }}' OR {{ updated_at | ident }} IS NULL
     {%- endif %}
     ORDER BY {{ key | ident }}
 ) TO STDOUT WITH (FORMAT csv, HEADER true)

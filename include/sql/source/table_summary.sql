@@ -3,6 +3,6 @@
 SELECT COUNT(*),
        {% if incremental %}MAX({{ updated_at | ident }}){% else %}NULL{% endif %}
 FROM {{ table | ident }}
-{%- if incremental %}
-WHERE %(since)s IS NULL OR {{ updated_at | ident }} > %(since)s OR {{ updated_at | ident }} IS NULL
+{%- if since %}
+WHERE {{ updated_at | ident }} > TIMESTAMPTZ '{{ since }}' OR {{ updated_at | ident }} IS NULL
 {%- endif %}
