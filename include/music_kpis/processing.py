@@ -31,7 +31,7 @@ from include.music_kpis.files import (
     transformed_prefix,
     validated_prefix,
 )
-from include.music_kpis.schemas import load_schema
+from include.music_kpis.schemas import schema_for_file
 from include.music_kpis.validation import (
     QUARANTINE_SCHEMA,
     FileRejected,
@@ -176,7 +176,7 @@ def transform_file(
     group_rows: int = 1 << 18,
 ) -> FileOutcome:
     """Validate + transform one raw file into `store`; returns what happened to it."""
-    schema = load_schema(raw.dataset)
+    schema = schema_for_file(raw.dataset, raw.raw_key)
     file_id = raw.file_id
     rows_read = 0
     quarantined: list[pa.Table] = []
