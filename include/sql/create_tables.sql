@@ -174,7 +174,7 @@ CREATE TABLE IF NOT EXISTS genre_kpis (
     track_genre VARCHAR(256) NOT NULL,
     total_plays BIGINT NOT NULL,
     unique_listeners BIGINT NOT NULL,
-    avg_popularity DOUBLE PRECISION NOT NULL,
+    avg_popularity DOUBLE PRECISION,  -- NULL when no play's song popularity is known
     avg_duration_sec DOUBLE PRECISION NOT NULL,
     top_track_id VARCHAR(256) NOT NULL,
     PRIMARY KEY (listen_date, track_genre)
