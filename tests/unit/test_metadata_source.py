@@ -1,0 +1,84 @@
+"""The mapping of operational-database tables onto the users and songs schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from include.music_kpis.files import file_id_for
+from include.music_kpis.metadata_source import (
+    SourceTableError,
+    configured_metadata_source,
+    extract_key,
+    last_watermark,
+    present_columns,
+)
+from include.music_kpis.schemas import load_schema, load_source_tables, schema_for_file
+
+USERS, TRACKS = load_source_tables()
+UTC = dt.UTC
+
+
+def test_mapping_covers_every_required_column_and_relaxes_only_missing_ones() -> None:
+    assert (USERS.dataset, USERS.table, TRACKS.dataset, TRACKS.table) == ("users", "users", "songs", "tracks")
+    for table in (USERS, TRACKS):
+        schema = load_schema(table.dataset)
+        mapped = {c.name for c in table.columns}
+        assert set(schema.required_columns) <= mapped
+        relaxed = schema_for_file(table.dataset, f"{table.raw_prefix}x.csv")
+        for column, original in zip(relaxed.columns, schema.columns, strict=True):
+            may_be_missing = any(c.name == column.name and c.may_be_missing for c in table.columns)
+            assert column.accepts_null == (original.accepts_null or may_be_missing), column.name
+    # A CSV dropped in the raw bucket keeps every rule of SPEC 2.
+    assert schema_for_file("users", "metadata/users/users.csv") == load_schema("users")
+
+
+def test_present_columns_take_the_first_source_name_and_skip_what_may_be_missing() -> None:
+    types = {"track_id": "text", "artist": "text", "artists": "text", "title": "text", "duration": "numeric"}
+    types |= {"genre": "text", "updated_at": "timestamp with time zone"}
+    found = {c.name: (c.source, c.scale) for c in present_columns(TRACKS, types)}
+    assert found == {
+        "track_id": ("track_id", None),
+        "artists": ("artist", None),
+        "track_name": ("title", None),
+        "duration_ms": ("duration", 1000),
+        "track_genre": ("genre", None),
+    }
+
+
+def test_a_missing_required_column_names_the_table_and_what_was_looked_for() -> None:
+    with pytest.raises(SourceTableError, match=r"'users' has no column for users.user_name \(looked for username"):
+        present_columns(USERS, {"user_id": "bigint", "created_at": "date"})
+
+
+def test_extract_keys_sort_by_window_and_carry_the_watermark() -> None:
+    first = extract_key(USERS, None, dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+    assert first == "metadata/users/rds/users-since-start-until-20260102T030405.000006Z.csv"
+    naive = dt.datetime(2026, 1, 3)  # a timestamp without time zone is taken as UTC
+    later = extract_key(USERS, dt.datetime(2026, 1, 2, tzinfo=UTC), naive)
+    assert later == "metadata/users/rds/users-since-20260102T000000.000000Z-until-20260103T000000.000000Z.csv"
+    assert extract_key(TRACKS, None, None) == "metadata/songs/rds/tracks-full.csv"
+
+
+def test_watermark_skips_rejected_extracts_and_other_tables() -> None:
+    t1 = extract_key(USERS, None, dt.datetime(2026, 1, 1, tzinfo=UTC))
+    t2 = extract_key(USERS, dt.datetime(2025, 12, 31, tzinfo=UTC), dt.datetime(2026, 1, 2, tzinfo=UTC))
+    other = extract_key(TRACKS, None, dt.datetime(2026, 1, 5, tzinfo=UTC))
+    existing = [(t1, "e1"), (t2, "e2"), (other, "e3"), ("metadata/users/rds/notes.csv", "e4")]
+    assert last_watermark(USERS, existing, set()) == dt.datetime(2026, 1, 2, tzinfo=UTC)
+    # t2 was rejected: its rows are extracted again from t1's watermark.
+    assert last_watermark(USERS, existing, {file_id_for(t2, "e2")}) == dt.datetime(2026, 1, 1, tzinfo=UTC)
+    # The same key with new content (another ETag) counts again.
+    assert last_watermark(USERS, [(t1, "e1"), (t2, "e9")], {file_id_for(t2, "e2")}) == dt.datetime(
+        2026, 1, 2, tzinfo=UTC
+    )
+    assert last_watermark(USERS, [], set()) is None
+
+
+def test_metadata_source_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", "rds_postgres")
+    assert configured_metadata_source() == "rds_postgres"
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", "mysql")
+    with pytest.raises(ValueError, match="music_kpis_metadata_source must be one of"):
+        configured_metadata_source()
