@@ -46,6 +46,15 @@ def test_task_graph(dag) -> None:
     assert len(dag.topological_sort()) == len(UPSTREAMS)
 
 
+@pytest.mark.parametrize("backend", ["postgres", "redshift"])
+def test_rds_metadata_source_extracts_before_listing_raw_files(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", "rds_postgres")
+    dag = load_dag(monkeypatch, backend)
+    expected = {**UPSTREAMS, "extract_metadata": {"create_tables"}, "find_new_files": {"extract_metadata"}}
+    assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == expected
+    assert "rds_postgres" in dag.tags
+
+
 def test_dag_settings(dag) -> None:
     assert dag.catchup is False
     assert dag.max_active_runs == 1
