@@ -68,12 +68,18 @@ class ChunkResult:
     rows_read: int
 
 
-# Offsets the arrow timestamp parser accepts: hours 00-23, minutes 00-59.
-_ZONE = r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
-_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?|T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?" + _ZONE + "?)$"
-_EPOCH = "1970-01-01T00:00:00Z"
+# The accepted timestamp forms in two patterns: the usual ones (no zone, or Z:
+# UTC already, nothing to convert) and the rarer +/-HH:MM offsets (hours 00-23,
+# minutes 00-59, as the arrow parser takes them), only tried on rows the first
+# pattern did not match.
+_UTC_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?|T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z?)$"
+_OFFSET_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?[+-](?:[01]\d|2[0-3]):[0-5]\d$"
+_EPOCH = "1970-01-01T00:00:00"
+_EPOCH_UTC = "1970-01-01T00:00:00Z"
+_MICROSECONDS = len("2024-01-01T00:00:00.000000")  # longest text the parser takes without cutting
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _INTEGER = r"^[+-]?\d{1,18}$"
+_INTEGER_DIGITS = 18
 _INTEGER_LIMITS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$"
 
@@ -111,20 +117,55 @@ def _real_calendar(text: pa.Array, layout: str) -> pa.Array:
     return pc.fill_null(pc.equal(pc.strftime(parsed, layout), text), False)
 
 
-def _utc_timestamps(text: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(UTC-naive timestamp[us], ok) for the accepted forms; value undefined where not ok."""
-    ok = pc.match_substring_regex(text, _TIMESTAMP)
-    zoned = pc.match_substring_regex(text, _ZONE + "$")
-    full = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
-    if (pc.max(pc.utf8_length(full)).as_py() or 0) > len("2024-01-01T00:00:00.000000Z"):
-        full = pc.replace_substring_regex(full, r"(\.\d{6})\d+", r"\1")  # cut to microseconds
+def _integers(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(int64, ok) for `[+-]?digits`; value undefined where not ok.
+
+    Plain digits (nearly every row) are settled by a cheap kernel; the regex and
+    the sign only run on the rest.
+    """
+    digits = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), _INTEGER_DIGITS))
+    values = pc.cast(pc.if_else(digits, text, "0"), pa.int64())
+    if pc.all(digits).as_py():
+        return values, digits
+    rest = pc.invert(digits)
+    others = pc.filter(text, rest)
+    others_ok = pc.match_substring_regex(others, _INTEGER)
+    # arrow's integer parser takes a leading '-' but not '+'.
+    unsigned = pc.utf8_ltrim(pc.if_else(others_ok, others, "0"), characters="+")
+    others_values = pc.cast(unsigned, pa.int64())
+    return pc.replace_with_mask(values, rest, others_values), pc.replace_with_mask(digits, rest, others_ok)
+
+
+def _cast_timestamps(text: pa.Array, ok: pa.Array, *, zoned: bool) -> tuple[pa.Array, pa.Array]:
+    """Cast the ok rows of one family of forms to UTC-naive timestamp[us]; (values, ok)."""
+    longest = pc.max(pc.if_else(ok, pc.binary_length(text), 0)).as_py() or 0
+    if longest > _MICROSECONDS:
+        text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")  # cut to microseconds
+    target = pa.timestamp("us", "UTC") if zoned else pa.timestamp("us")
+    filler = _EPOCH_UTC if zoned else _EPOCH
     try:
-        stamps = pc.cast(pc.if_else(ok, full, _EPOCH), pa.timestamp("us", "UTC"))
+        stamps = pc.cast(pc.if_else(ok, text, filler), target)
     except pa.ArrowInvalid:  # rare: an impossible date or time among well-formed text
         base = pc.replace_substring(pc.utf8_slice_codeunits(text, 0, 19), "T", " ")
         ok = pc.and_(ok, _real_calendar(base, "%Y-%m-%d %H:%M:%S"))
-        stamps = pc.cast(pc.if_else(ok, full, _EPOCH), pa.timestamp("us", "UTC"))
+        stamps = pc.cast(pc.if_else(ok, text, filler), target)
     return pc.cast(stamps, pa.timestamp("us")), ok
+
+
+def _utc_timestamps(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(UTC-naive timestamp[us], ok) for the accepted forms; value undefined where not ok."""
+    ok = pc.match_substring_regex(text, _UTC_TIMESTAMP)
+    # A trailing Z says UTC, which is what a naive value here means: drop it, one cast for all.
+    stamps, ok = _cast_timestamps(pc.utf8_rtrim(text, characters="Z"), ok, zoned=False)
+    if pc.all(ok).as_py():
+        return stamps, ok
+    rest = pc.invert(ok)
+    others = pc.filter(text, rest)
+    offset_ok = pc.match_substring_regex(others, _OFFSET_TIMESTAMP)
+    if not pc.any(offset_ok).as_py():
+        return stamps, ok
+    offset_stamps, offset_ok = _cast_timestamps(others, offset_ok, zoned=True)
+    return pc.replace_with_mask(stamps, rest, offset_stamps), pc.replace_with_mask(ok, rest, offset_ok)
 
 
 def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Array:
@@ -170,9 +211,8 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         ok = pc.and_(ok, pc.is_finite(value))
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a number")
     else:  # integers
-        ok = pc.match_substring_regex(text, _INTEGER)
+        value, ok = _integers(text)
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an integer")
-        value = pc.cast(pc.if_else(ok, text, "0"), pa.int64())
     value = pc.if_else(ok, value, pa.scalar(None, value.type))
     if column.min is not None and column.max is not None:
         outside = pc.or_(pc.less(value, column.min), pc.greater(value, column.max))
@@ -185,6 +225,11 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.greater(pc.abs(value), limit), f"outside the {kind} range")
         value = pc.cast(value, arrow_type, safe=False)
     return value
+
+
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array (kernels such as replace_with_mask take no chunked input)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _derive(rule: str, source: pa.Array) -> pa.Array:
@@ -217,7 +262,7 @@ def validate_chunk(
     """
     rows = raw.num_rows
     failures = _Failures(rows, known_reasons)
-    by_name = {name: raw.column(position) for position, name in plan.columns.items()}
+    by_name = {name: _one_array(raw.column(position)) for position, name in plan.columns.items()}
     parsed = {c.name: _parse_column(c, by_name[c.name], failures) for c in schema.columns if c.name in by_name}
 
     bad = failures.bad_mask()
@@ -238,31 +283,54 @@ def validate_chunk(
     good = pa.Table.from_pydict(arrays, schema=schema.staging_arrow_schema)
 
     bad_positions = np.flatnonzero(bad.to_numpy(zero_copy_only=False)) if rows else np.array([], dtype=np.int64)
-    reasons = [_reason(failures, raw, by_name, int(i)) for i in bad_positions]
-    records = [
-        raw_record(plan.header, [raw.column(c)[int(i)].as_py() or "" for c in range(raw.num_columns)])
-        for i in bad_positions
-    ]
-    rejected = pa.Table.from_pydict(
-        {
-            "raw_key": [raw_key] * (len(bad_positions) + len(unparsed)),
-            "source_row": [
-                *source_row.take(pa.array(bad_positions, pa.int64())).to_pylist(),
-                *(u[0] for u in unparsed),
-            ],
-            "reason": [*reasons, *(u[1] for u in unparsed)],
-            "record": [*records, *(u[2] for u in unparsed)],
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
+    rejected = _rejected_rows(failures, raw, plan, bad_positions, source_row, raw_key, unparsed)
     return ChunkResult(good=good, rejected=rejected, rows_read=rows + len(unparsed))
 
 
-def _reason(failures: _Failures, raw: pa.Table, by_name: dict[str, pa.Array], position: int) -> str:
+def _rejected_rows(
+    failures: _Failures,
+    raw: pa.Table,
+    plan: HeaderPlan,
+    positions: np.ndarray,
+    source_row: pa.Array,
+    raw_key: str,
+    unparsed: Sequence[tuple[int, str, str]],
+) -> pa.Table:
+    """QUARANTINE_SCHEMA rows for the rejected positions and the unparsed rows, in
+    source_row order. They are few: plain Python over the taken values only."""
+    index = pa.array(positions, pa.int64())
+    values = [column.to_pylist() for column in raw.take(index).columns]
+    codes = failures.first.take(index).to_pylist()
+    numbers = source_row.take(index).to_pylist()
+    by_name = {name: values[position] for position, name in plan.columns.items()}
+    rows = [
+        (
+            numbers[k],
+            _reason(failures, codes[k], by_name, k, int(at)),
+            raw_record(plan.header, [column[k] or "" for column in values]),
+        )
+        for k, at in enumerate(positions)
+    ]
+    rows += unparsed
+    rows.sort(key=lambda r: r[0])
+    return pa.Table.from_pydict(
+        {
+            "raw_key": [raw_key] * len(rows),
+            "source_row": [r[0] for r in rows],
+            "reason": [r[1] for r in rows],
+            "record": [r[2] for r in rows],
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _reason(failures: _Failures, code: int | None, by_name: dict[str, list], k: int, position: int) -> str:
+    """The reason of the k-th rejected row (at `position` in the batch)."""
     if failures.known is not None and failures.known[position] is not None:
         return failures.known[position]
-    column, rule, show_value = failures.rules[failures.first[position].as_py()]
+    assert code is not None
+    column, rule, show_value = failures.rules[code]
     if not show_value:
         return f"{column}: {rule}"
-    value = (by_name[column][position].as_py() or "").strip()[:80]
+    value = (by_name[column][k] or "").strip()[:80]
     return f"{column}: {rule} (got '{value}')"

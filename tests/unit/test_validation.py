@@ -247,6 +247,37 @@ def test_bad_timestamps_are_rejected(text: str) -> None:
     assert reasons(result) == {1: f"listen_time: not an accepted timestamp (got '{text}')"}
 
 
+def test_every_timestamp_form_in_one_batch_keeps_its_row() -> None:
+    # The usual forms and the offset forms are checked in separate passes over one
+    # batch; each value must land back on its own row, bad ones between them.
+    good = [
+        ("2024-05-01T10:15:30+02:00", dt.datetime(2024, 5, 1, 8, 15, 30)),
+        ("2024-05-01 10:15:30", dt.datetime(2024, 5, 1, 10, 15, 30)),
+        ("2024-05-01T22:45:00.123456789-05:30", dt.datetime(2024, 5, 2, 4, 15, 0, 123456)),
+        ("2024-05-01T10:15:30.5Z", dt.datetime(2024, 5, 1, 10, 15, 30, 500000)),
+        ("2024-05-01T10:15:30.1234567", dt.datetime(2024, 5, 1, 10, 15, 30, 123456)),
+    ]
+    bad = ["2024-02-30T10:00:00+01:00", "2024-05-01 10:00:00Z", "2024-02-30 10:00:00", "now"]
+    texts = [good[0][0], bad[0], good[1][0], bad[1], good[2][0], bad[2], good[3][0], bad[3], good[4][0]]
+    result = run("streams", STREAMS, [[str(i), "t", text] for i, text in enumerate(texts, start=1)])
+    assert [(r["source_row"], r["listen_time"]) for r in good_rows(result)] == [
+        (row, utc) for row, (_, utc) in zip((1, 3, 5, 7, 9), good, strict=True)
+    ]
+    assert [r["user_id"] for r in good_rows(result)] == [1, 3, 5, 7, 9]
+    assert list(reasons(result)) == [2, 4, 6, 8]  # quarantine rows in source_row order
+
+
+def test_signed_and_unsigned_integers_in_one_batch() -> None:
+    ids = ["5", "+6", "x7", "-8", " 9 ", "0010", "1" * 19, "12"]
+    result = run("streams", STREAMS, [[i, "t", "2024-01-01 00:00:00"] for i in ids])
+    assert [(r["source_row"], r["user_id"]) for r in good_rows(result)] == [(1, 5), (2, 6), (5, 9), (6, 10), (8, 12)]
+    assert reasons(result) == {
+        3: "user_id: not an integer (got 'x7')",
+        4: "user_id: below 1 (got '-8')",
+        7: f"user_id: not an integer (got '{'1' * 19}')",
+    }
+
+
 def test_bad_stream_rows_do_not_stop_good_ones() -> None:
     rows = [["1", "t1", "2024-01-01 00:00:00"], ["0", "t1", "2024-01-01 00:00:00"], ["2", "", "2024-01-01 00:00:00"]]
     result = run("streams", STREAMS, rows)
