@@ -8,5 +8,10 @@ set -eu
 sample_dir="${SAMPLE_DIR:-/sample}"
 mc alias set local "${S3_ENDPOINT:?}" "${MINIO_ROOT_USER:?}" "${MINIO_ROOT_PASSWORD:?}" >/dev/null
 # The trailing slash copies the folder's contents, not the folder itself.
-mc cp --recursive "${sample_dir}/" "local/${RAW_BUCKET:?}/"
+if [ "${METADATA_SOURCE:-s3_csv}" = "rds_postgres" ]; then
+    # Users and tracks come from the operational database (seed-source-db).
+    mc cp --recursive "${sample_dir}/streams/" "local/${RAW_BUCKET:?}/streams/"
+else
+    mc cp --recursive "${sample_dir}/" "local/${RAW_BUCKET:?}/"
+fi
 mc ls --recursive "local/${RAW_BUCKET}"

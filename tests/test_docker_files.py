@@ -39,8 +39,8 @@ SCHEMA_FILE = Path(
 AIRFLOW_HOME = "/usr/local/airflow"
 AIRFLOW_LONG_RUNNING = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
 AIRFLOW_SERVICES = AIRFLOW_LONG_RUNNING | {"airflow-init"}
-LONG_RUNNING = AIRFLOW_LONG_RUNNING | {"airflow-db", "warehouse", "minio"}
-ONE_SHOT = {"airflow-init", "minio-init", "load-sample-data"}
+LONG_RUNNING = AIRFLOW_LONG_RUNNING | {"airflow-db", "warehouse", "source-db", "minio"}
+ONE_SHOT = {"airflow-init", "minio-init", "load-sample-data", "seed-source-db"}
 AIRFLOW_COMMANDS = {
     "airflow-apiserver": ["airflow", "api-server"],
     "airflow-scheduler": ["airflow", "scheduler"],
@@ -312,8 +312,10 @@ def test_dependencies_wait_for_health_or_completion(services):
     assert {"airflow-apiserver", "warehouse", "minio", "minio-init", "load-sample-data"} <= wait_for(
         "airflow-scheduler"
     )
+    assert {"source-db", "seed-source-db"} <= wait_for("airflow-scheduler")
     assert wait_for("minio-init") == {"minio"}
     assert wait_for("load-sample-data") == {"minio-init"}
+    assert wait_for("seed-source-db") == {"source-db"}
 
 
 def test_named_volumes_hold_all_persistent_data(compose, services):
@@ -323,6 +325,7 @@ def test_named_volumes_hold_all_persistent_data(compose, services):
     persistent = {
         "airflow-db": "/var/lib/postgresql/data",
         "warehouse": "/var/lib/postgresql/data",
+        "source-db": "/var/lib/postgresql/data",
         "minio": "/data",
         "airflow-scheduler": f"{AIRFLOW_HOME}/logs",
     }
@@ -330,7 +333,7 @@ def test_named_volumes_hold_all_persistent_data(compose, services):
         sources = [source for source, target in volume_mounts(services[name]) if target == path]
         assert sources and not is_bind(sources[0]), f"{name}: {path} is not on a named volume"
     assert services["airflow-db"]["volumes"] != services["warehouse"]["volumes"]
-    for name in ("airflow-db", "warehouse"):
+    for name in ("airflow-db", "warehouse", "source-db"):
         image = services[name]["image"]
         major = int(re.match(r"postgres:(\d+)", image).group(1))
         # postgres >= 18 images keep data under /var/lib/postgresql/<major>/docker.
@@ -431,6 +434,27 @@ def test_dag_connections_and_variables_point_at_the_compose_services(services):
         assert urlsplit(mc["S3_ENDPOINT"]).hostname == "minio"
         assert mc["MINIO_ROOT_PASSWORD"] == minio["MINIO_ROOT_PASSWORD"]
         assert mc["RAW_BUCKET"] == buckets["RAW_BUCKET"]
+
+
+def test_source_connection_points_at_the_seeded_source_db(services):
+    env = environment(services["airflow-scheduler"])
+    assert env["AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE"] in ("s3_csv", "rds_postgres")
+    source = json.loads(env["AIRFLOW_CONN_MUSIC_KPIS_SOURCE"])
+    db = environment(services["source-db"])
+    assert (source["conn_type"], source["host"], source["port"]) == ("postgres", "source-db", 5432)
+    assert (source["login"], source["password"], source["schema"]) == (
+        db["POSTGRES_USER"],
+        db["POSTGRES_PASSWORD"],
+        db["POSTGRES_DB"],
+    )
+    seed = services["seed-source-db"]
+    assert environment(seed)["AIRFLOW_CONN_MUSIC_KPIS_SOURCE"] == env["AIRFLOW_CONN_MUSIC_KPIS_SOURCE"]
+    command = command_list(seed)
+    data_dir = command[command.index("--data") + 1]
+    sources = [source for source, target in volume_mounts(seed) if target == data_dir]
+    assert sources and (ROOT / sources[0]).resolve() == ROOT / "data" / "sample"
+    assert command[:3] == ["python", "-m", "include.music_kpis.source_db"]
+    assert environment(services["load-sample-data"])["METADATA_SOURCE"] == env["AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE"]
 
 
 def test_sample_data_is_mounted_for_upload(services):

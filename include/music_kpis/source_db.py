@@ -10,13 +10,20 @@ are kept, so validation sees them as it would in production.
 
 Seeding again updates only rows whose values changed, and moves their
 ``updated_at``: that is how tests make "a changed row in the source".
+
+docker-compose's seed-source-db runs it against the connection the DAG uses::
+
+    python -m include.music_kpis.source_db --data data/sample
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime as dt
+import json
 import logging
+import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -25,7 +32,8 @@ from typing import Any
 from psycopg2 import extensions
 from psycopg2.extras import execute_values
 
-from include.music_kpis.metadata_source import SOURCE_SQL_DIR, render
+from include.music_kpis.local_stack import PostgresTarget
+from include.music_kpis.metadata_source import SOURCE_CONN_ID, SOURCE_SQL_DIR, render
 
 log = logging.getLogger(__name__)
 
@@ -115,3 +123,23 @@ def seed_from_raw_folder(conn: extensions.connection, raw_dir: Path) -> dict[str
             execute_values(cur, statement, rows, page_size=1000)
             written[table] = len(rows)
     return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Seed the operational database's users and tracks from CSVs.")
+    parser.add_argument("--data", type=Path, required=True, help="raw-bucket-shaped folder (metadata/users, songs)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    # The Airflow connection of the source, as JSON in AIRFLOW_CONN_MUSIC_KPIS_SOURCE.
+    conn = json.loads(os.environ[f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}"])
+    target = PostgresTarget(conn["host"], int(conn.get("port", 5432)), conn["login"], conn["password"], conn["schema"])
+    connection = target.connect()
+    try:
+        seeded = seed_from_raw_folder(connection, args.data)
+    finally:
+        connection.close()
+    log.info("source database seeded from %s: %s", args.data, seeded)
+
+
+if __name__ == "__main__":
+    main()
