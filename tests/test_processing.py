@@ -80,13 +80,18 @@ def test_bad_rows_are_quarantined_with_reasons(buckets) -> None:
 
 
 def test_above_threshold_rejects_the_whole_file(buckets) -> None:
-    process, keys, _ = buckets
+    process, keys, table = buckets
     body = HEADER + GOOD * 18 + "x,t1,2024-01-01 10:00:00\n" * 2  # 2 of 20 = 10 %
     outcome = process("streams/c.csv", body)
     assert outcome.outcome == REJECTED
     assert outcome.reason.startswith("2 of 20 rows (10.0%) broke a rule, above the 5% threshold; first: row 19")
     assert keys("transformed/") == [] and keys("validated/") == []  # never half-loaded
-    assert keys("quarantine/streams/") == [f"quarantine/streams/{outcome.file_id}/file.parquet"]
+    # The file's reason, and the rows rejected one by one (streamed out while reading).
+    prefix = f"quarantine/streams/{outcome.file_id}/"
+    assert keys("quarantine/streams/") == [f"{prefix}file.parquet", f"{prefix}rows-00000.parquet"]
+    (file_row,) = table(f"{prefix}file.parquet").to_pylist()
+    assert (file_row["source_row"], file_row["reason"]) == (None, f"file rejected: {outcome.reason}")
+    assert table(f"{prefix}rows-00000.parquet").column("source_row").to_pylist() == [19, 20]
 
 
 def test_threshold_is_a_setting(buckets) -> None:

@@ -24,7 +24,7 @@ PARSE_PROBLEM = "row has {actual} field(s), the header has {expected}"
 
 @dataclass
 class RawBatch:
-    table: pa.Table  # column i = the i-th header field; UTF-8 text ("" when empty)
+    table: pa.Table  # column i = the i-th header field; UTF-8 text ("" when empty), bytes before decode_batch
     source_rows: np.ndarray  # data-row number of each frame row
     # Reasons found while decoding, per row (None: no problem in the batch).
     decode_reasons: list[str | None] | None
@@ -52,8 +52,15 @@ def read_header(open_stream: Callable[[], BinaryIO]) -> list[str]:
         return list(reader.schema.names)
 
 
-def read_batches(open_stream: Callable[[], BinaryIO], header: list[str], block_bytes: int) -> Iterator[RawBatch]:
-    """Yield the data rows in batches of about block_bytes of CSV text."""
+def read_batches(
+    open_stream: Callable[[], BinaryIO], header: list[str], block_bytes: int, *, decode: bool = True
+) -> Iterator[RawBatch]:
+    """Yield the data rows in batches of about block_bytes of CSV text.
+
+    With decode=False the batches hold the raw bytes (binary columns) and
+    `decode_batch` turns them into text later, e.g. on a worker thread: only the
+    parsing and the row numbering have to happen in file order.
+    """
     unparsed: list[tuple[int, str, str]] = []
 
     def on_invalid_row(row: pacsv.InvalidRow) -> str:
@@ -84,18 +91,25 @@ def read_batches(open_stream: Callable[[], BinaryIO], header: list[str], block_b
             end = int(source_rows[-1]) + 1 if batch.num_rows else next_row
             done = [u for u in unparsed if u[0] < end]
             unparsed[:] = [u for u in unparsed if u[0] >= end]  # in place: the handler keeps appending
-            table, reasons = _decode(batch, header)
-            yield RawBatch(table, source_rows, reasons, done)
+            batch_bytes = RawBatch(pa.Table.from_batches([batch]), source_rows, None, done)
+            yield decode_batch(batch_bytes, header) if decode else batch_bytes
             next_row = end
         if unparsed:  # unparsable rows after the last good one
-            yield RawBatch(_decode(_empty_batch(len(header)), header)[0], np.array([], dtype=np.int64), None, unparsed)
+            empty = pa.Table.from_batches([_empty_batch(len(header))])
+            yield RawBatch(_decode(empty, header)[0], np.array([], dtype=np.int64), None, unparsed)
 
 
 def _empty_batch(width: int) -> pa.RecordBatch:
     return pa.record_batch([pa.array([], type=pa.binary())] * width, names=[f"c{i}" for i in range(width)])
 
 
-def _decode(batch: pa.RecordBatch, header: list[str]) -> tuple[pa.Table, list[str | None] | None]:
+def decode_batch(batch: RawBatch, header: list[str]) -> RawBatch:
+    """A batch of bytes (read_batches with decode=False) as UTF-8 text."""
+    table, reasons = _decode(batch.table, header)
+    return RawBatch(table, batch.source_rows, reasons, batch.unparsed)
+
+
+def _decode(batch: pa.Table, header: list[str]) -> tuple[pa.Table, list[str | None] | None]:
     """Bytes to UTF-8 text, column by column; rows with invalid bytes get a reason."""
     reasons: list[str | None] | None = None
     columns = []

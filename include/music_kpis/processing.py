@@ -10,8 +10,11 @@ transformed outputs are removed so it can never be half-loaded.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
-from include.music_kpis.csv_reader import EmptyFile, read_batches, read_header
+from include.music_kpis.csv_reader import EmptyFile, RawBatch, decode_batch, read_batches, read_header
 from include.music_kpis.files import (
     RawFile,
     manifest_prefix,
@@ -31,10 +34,12 @@ from include.music_kpis.files import (
     transformed_prefix,
     validated_prefix,
 )
-from include.music_kpis.schemas import schema_for_file
+from include.music_kpis.schemas import DatasetSchema, schema_for_file
 from include.music_kpis.validation import (
     QUARANTINE_SCHEMA,
+    ChunkResult,
     FileRejected,
+    HeaderPlan,
     plan_header,
     validate_chunk,
 )
@@ -78,6 +83,8 @@ class FileOutcome:
 
 # A single CSV row must fit in one read block; blocks grow up to this for very long rows.
 MAX_BLOCK_BYTES = 256 << 20
+# Blocks are validated in parallel, one per core (pyarrow compute releases the GIL).
+_MAX_WORKERS = 4
 
 
 class ProcessedStore(Protocol):
@@ -110,26 +117,63 @@ def put_table(store: ProcessedStore, table: pa.Table, key: str) -> None:
         store.upload(path, key)
 
 
+# Parquet dictionary encoding pays off for values that repeat (text, dates, small
+# codes) and only costs time on wide ones that rarely do (ids, timestamps, row numbers).
+_DICTIONARY_TYPES = (pa.string(), pa.date32(), pa.int16(), pa.bool_())
+# Row groups a writer thread may have queued: bounds memory while it catches up.
+_QUEUED_WRITES = 2
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    return [f.name for f in schema if any(f.type.equals(t) for t in _DICTIONARY_TYPES)]
+
+
 class PartWriter:
     """Parquet files of about `part_bytes` each under a prefix (several for a large
     input, so Redshift COPY spreads them over its slices), built in a local temp
-    file, with row groups of about `group_rows` rows."""
+    file, with row groups of about `group_rows` rows.
+
+    Encoding, compression and uploads run on the writer's own thread (pyarrow
+    releases the GIL), so validation goes on meanwhile; `write` only queues.
+    Errors surface at the next `write` or at `close`.
+    """
 
     def __init__(
-        self, store: ProcessedStore, prefix: str, schema: pa.Schema, *, part_bytes: int, group_rows: int
+        self,
+        store: ProcessedStore,
+        prefix: str,
+        schema: pa.Schema,
+        *,
+        part_bytes: int,
+        group_rows: int,
+        stem: str = "part",
+        keep_empty: bool = True,
     ) -> None:
         self.store, self.prefix, self.schema = store, prefix, schema
         self.part_bytes, self.group_rows = part_bytes, group_rows
+        self.stem, self.keep_empty = stem, keep_empty
         self.tmp = tempfile.TemporaryDirectory()
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
+        self.rows = 0
         self.part = 0
         self.writer: pq.ParquetWriter | None = None
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-part")
+        self.queued: deque[Future[None]] = deque()
 
     def _path(self) -> Path:
-        return Path(self.tmp.name) / f"part-{self.part:05d}.parquet"
+        return Path(self.tmp.name) / f"{self.stem}-{self.part:05d}.parquet"
 
     def write(self, table: pa.Table) -> None:
+        while self.queued and (self.queued[0].done() or len(self.queued) >= _QUEUED_WRITES):
+            self.queued.popleft().result()  # re-raises a failure of the writer thread
+        self.queued.append(self.thread.submit(self._add, table))
+
+    def _drain(self) -> None:
+        while self.queued:
+            self.queued.popleft().result()
+
+    def _add(self, table: pa.Table) -> None:
         self.pending.append(table)
         self.pending_rows += table.num_rows
         if self.pending_rows >= self.group_rows:
@@ -137,9 +181,15 @@ class PartWriter:
 
     def _flush(self) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self._path(), self.schema, compression="snappy")
+            self.writer = pq.ParquetWriter(
+                self._path(),
+                self.schema,
+                compression="snappy",
+                use_dictionary=_dictionary_columns(self.schema),
+            )
         table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
         self.writer.write_table(table, row_group_size=max(self.pending_rows, 1))
+        self.rows += self.pending_rows
         self.pending, self.pending_rows = [], 0
         if self._path().stat().st_size >= self.part_bytes:
             self._finish_part()
@@ -152,17 +202,124 @@ class PartWriter:
         self._path().unlink(missing_ok=True)
         self.part += 1
 
-    def close(self) -> None:
-        if self.pending or (self.writer is None and self.part == 0):
+    def _close(self) -> None:
+        if self.pending_rows or (self.keep_empty and self.writer is None and self.part == 0):
             self._flush()  # an empty input still gets one (empty) part: COPY then loads nothing
         if self.writer is not None:
             self._finish_part()
-        self.tmp.cleanup()
+
+    def close(self) -> None:
+        try:
+            self._drain()
+            self.thread.submit(self._close).result()
+        finally:
+            self.thread.shutdown()
+            self.tmp.cleanup()
 
     def abandon(self) -> None:
+        """Stop without uploading more; returns once nothing is being written."""
+        self.thread.shutdown(wait=True, cancel_futures=True)
+        self.queued.clear()
         if self.writer is not None:
             self.writer.close()
         self.tmp.cleanup()
+
+
+@dataclass
+class _Outputs:
+    """Where the rows of one raw file go while it is read."""
+
+    transformed: PartWriter
+    validated: PartWriter
+    quarantine: PartWriter
+    validated_columns: list[str]
+    rows_read: int = 0
+    rows_quarantined: int = 0
+    first_rejected: dict[str, Any] | None = None  # for the file's reason if it is rejected
+
+    @property
+    def writers(self) -> list[PartWriter]:
+        return [self.transformed, self.validated, self.quarantine]
+
+    def add(self, result: ChunkResult) -> None:
+        self.rows_read += result.rows_read
+        self.transformed.write(result.good)
+        self.validated.write(result.good.select(self.validated_columns))
+        if result.rejected.num_rows:
+            if self.first_rejected is None:
+                self.first_rejected = result.rejected.slice(0, 1).to_pylist()[0]
+            self.rows_quarantined += result.rejected.num_rows
+            self.quarantine.write(result.rejected)
+
+
+def _open_outputs(
+    raw: RawFile, schema: DatasetSchema, store: ProcessedStore, *, part_bytes: int, group_rows: int
+) -> _Outputs:
+    file_id = raw.file_id
+    staging = schema.staging_arrow_schema
+    sizes = {"part_bytes": part_bytes, "group_rows": group_rows}
+    return _Outputs(
+        transformed=PartWriter(store, transformed_prefix(raw.dataset, file_id), staging, **sizes),
+        validated=PartWriter(
+            store,
+            validated_prefix(raw.dataset, file_id),
+            pa.schema([staging.field(n) for n in schema.column_names]),
+            **sizes,
+        ),
+        # Rejected rows are streamed out too, so memory does not grow with the file.
+        quarantine=PartWriter(
+            store,
+            quarantine_prefix(raw.dataset, file_id),
+            QUARANTINE_SCHEMA,
+            part_bytes=part_bytes,
+            group_rows=min(group_rows, 1 << 16),
+            stem="rows",
+            keep_empty=False,
+        ),
+        validated_columns=schema.column_names,
+    )
+
+
+def _workers() -> int:
+    return max(1, min(_MAX_WORKERS, os.cpu_count() or 1))
+
+
+def _validate_blocks(
+    raw: RawFile,
+    open_stream: Callable[[], AbstractContextManager[BinaryIO]],
+    schema: DatasetSchema,
+    plan: HeaderPlan,
+    outputs: _Outputs,
+    block_bytes: int,
+) -> None:
+    """Read the file on this thread, validate blocks on a pool, hand results on in file order."""
+    workers = _workers()
+
+    def validate(batch: RawBatch) -> ChunkResult:
+        text = decode_batch(batch, plan.header)
+        return validate_chunk(
+            text.table,
+            schema,
+            plan,
+            raw_key=raw.raw_key,
+            file_id=raw.file_id,
+            source_rows=text.source_rows,
+            known_reasons=text.decode_reasons,
+            unparsed=text.unparsed,
+        )
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate")
+    in_flight: deque[Future[ChunkResult]] = deque()
+    try:
+        for batch in read_batches(open_stream, plan.header, block_bytes, decode=False):
+            in_flight.append(pool.submit(validate, batch))
+            # A few blocks ahead keeps every core busy; more would only hold memory.
+            while len(in_flight) > 2 * workers or (in_flight and in_flight[0].done()):
+                outputs.add(in_flight.popleft().result())
+        while in_flight:
+            outputs.add(in_flight.popleft().result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def transform_file(
@@ -178,57 +335,24 @@ def transform_file(
     """Validate + transform one raw file into `store`; returns what happened to it."""
     schema = schema_for_file(raw.dataset, raw.raw_key)
     file_id = raw.file_id
-    rows_read = 0
-    quarantined: list[pa.Table] = []
-    outputs: list[PartWriter] = []
+    outputs: _Outputs | None = None
     try:
         plan = plan_header(read_header(open_stream), schema)
         if plan.dropped:
             log.warning("%s: dropped column(s) not in the %s schema: %s", raw.raw_key, raw.dataset, plan.dropped)
-        transformed = PartWriter(
-            store,
-            transformed_prefix(raw.dataset, file_id),
-            schema.staging_arrow_schema,
-            part_bytes=part_bytes,
-            group_rows=group_rows,
-        )
-        validated_schema = pa.schema([schema.staging_arrow_schema.field(n) for n in schema.column_names])
-        validated = PartWriter(
-            store,
-            validated_prefix(raw.dataset, file_id),
-            validated_schema,
-            part_bytes=part_bytes,
-            group_rows=group_rows,
-        )
-        outputs = [transformed, validated]
-        for batch in read_batches(open_stream, plan.header, block_bytes):
-            result = validate_chunk(
-                batch.table,
-                schema,
-                plan,
-                raw_key=raw.raw_key,
-                file_id=file_id,
-                source_rows=batch.source_rows,
-                known_reasons=batch.decode_reasons,
-                unparsed=batch.unparsed,
-            )
-            rows_read += result.rows_read
-            transformed.write(result.good)
-            validated.write(result.good.select(schema.column_names))
-            if result.rejected.num_rows:
-                quarantined.append(result.rejected)
-        reason = _threshold_breach(quarantined, rows_read, reject_threshold)
+        outputs = _open_outputs(raw, schema, store, part_bytes=part_bytes, group_rows=group_rows)
+        _validate_blocks(raw, open_stream, schema, plan, outputs, block_bytes)
+        reason = _threshold_breach(outputs, reject_threshold)
         if reason:
             raise FileRejected(reason)
-        for output in outputs:
-            output.close()
+        for writer in outputs.writers:
+            writer.close()
     except (FileRejected, EmptyFile) as rejected:
-        return _reject(raw, str(rejected), store, outputs, quarantined, rows_read)
+        return _reject(raw, str(rejected), store, outputs)
     except (UnicodeDecodeError, pa.ArrowInvalid) as error:
         if "straddling" in str(error) and block_bytes < MAX_BLOCK_BYTES:
             # One CSV row is longer than a block: start again with larger blocks.
-            for output in outputs:
-                output.abandon()
+            _discard(raw, store, outputs)
             log.info("%s: a row is longer than %d bytes; reading again in larger blocks", raw.raw_key, block_bytes)
             return transform_file(
                 raw,
@@ -239,19 +363,31 @@ def transform_file(
                 part_bytes=part_bytes,
                 group_rows=group_rows,
             )
-        return _reject(raw, _describe(error), store, outputs, quarantined, rows_read)
+        return _reject(raw, _describe(error), store, outputs)
     except BaseException:
-        for output in outputs:
-            output.abandon()
+        if outputs is not None:
+            for writer in outputs.writers:
+                writer.abandon()
         raise
 
-    rows_quarantined = sum(t.num_rows for t in quarantined)
-    if quarantined:
-        rejected_rows = pa.concat_tables(quarantined)
-        put_table(store, rejected_rows, f"{quarantine_prefix(raw.dataset, file_id)}rows.parquet")
-        for row in rejected_rows.slice(0, 20).to_pylist():
-            log.warning("%s row %s: %s", raw.raw_key, row["source_row"], row["reason"])
-    return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, ACCEPTED, None, rows_read, rows_quarantined)
+    if outputs.first_rejected is not None:
+        log.warning(
+            "%s: %d row(s) quarantined; first: row %s: %s",
+            raw.raw_key,
+            outputs.rows_quarantined,
+            outputs.first_rejected["source_row"],
+            outputs.first_rejected["reason"],
+        )
+    return FileOutcome(
+        raw.dataset,
+        raw.raw_key,
+        raw.etag,
+        file_id,
+        ACCEPTED,
+        None,
+        outputs.rows_read,
+        outputs.rows_quarantined,
+    )
 
 
 def process_raw_file(
@@ -278,18 +414,18 @@ def process_raw_file(
             raise
         # Replaced while we read it: not ledgered, so the next run takes the new version.
         log.warning("%s changed while being read; it is left for the next run", raw.raw_key)
-        store.remove_prefix(transformed_prefix(raw.dataset, raw.file_id))
+        _discard(raw, store, None)
         return FileOutcome(raw.dataset, raw.raw_key, raw.etag, raw.file_id, CHANGED)
 
 
-def _threshold_breach(quarantined: list[pa.Table], rows_read: int, threshold: float) -> str | None:
-    rejected = sum(t.num_rows for t in quarantined)
+def _threshold_breach(outputs: _Outputs, threshold: float) -> str | None:
+    rejected, rows_read = outputs.rows_quarantined, outputs.rows_read
     if rows_read == 0 or rejected / rows_read <= threshold:
         return None
-    first = quarantined[0].slice(0, 1).to_pylist()[0]
+    first = outputs.first_rejected or {}
     return (
         f"{rejected} of {rows_read} rows ({rejected / rows_read:.1%}) broke a rule, above the "
-        f"{threshold:.0%} threshold; first: row {first['source_row']}: {first['reason']}"
+        f"{threshold:.0%} threshold; first: row {first.get('source_row')}: {first.get('reason')}"
     )
 
 
@@ -301,17 +437,25 @@ def _describe(error: Exception) -> str:
     return f"unreadable CSV: {str(error).strip()}"
 
 
-def _reject(
-    raw: RawFile,
-    reason: str,
-    store: ProcessedStore,
-    outputs: list[PartWriter],
-    quarantined: list[pa.Table],
-    rows_read: int,
-) -> FileOutcome:
+def _discard(raw: RawFile, store: ProcessedStore, outputs: _Outputs | None) -> None:
+    """Drop everything written for this file so far, uploaded parts included."""
+    if outputs is not None:
+        for writer in outputs.writers:
+            writer.abandon()  # waits for an upload in progress: nothing lands after the removal
+    for prefix in (transformed_prefix, validated_prefix, quarantine_prefix):
+        store.remove_prefix(prefix(raw.dataset, raw.file_id))
+
+
+def _reject(raw: RawFile, reason: str, store: ProcessedStore, outputs: _Outputs | None) -> FileOutcome:
+    """Never half-loaded: no transformed or validated part stays. The rows rejected one
+    by one so far stay in quarantine (rows-*.parquet) next to the file's own reason."""
     log.error("%s rejected: %s", raw.raw_key, reason)
-    for output in outputs:
-        output.abandon()
+    rows_read = 0
+    if outputs is not None:
+        rows_read = outputs.rows_read
+        outputs.transformed.abandon()
+        outputs.validated.abandon()
+        outputs.quarantine.close()
     file_id = raw.file_id
     store.remove_prefix(transformed_prefix(raw.dataset, file_id))
     store.remove_prefix(validated_prefix(raw.dataset, file_id))
@@ -319,7 +463,7 @@ def _reject(
         [{"raw_key": raw.raw_key, "source_row": None, "reason": f"file rejected: {reason}", "record": None}],
         schema=QUARANTINE_SCHEMA,
     )
-    put_table(store, pa.concat_tables([record, *quarantined]), f"{quarantine_prefix(raw.dataset, file_id)}file.parquet")
+    put_table(store, record, f"{quarantine_prefix(raw.dataset, file_id)}file.parquet")
     return FileOutcome(raw.dataset, raw.raw_key, raw.etag, file_id, REJECTED, reason, rows_read, 0)
 
 
