@@ -143,11 +143,13 @@ class Stack:
         s3_client(self.endpoint).put_object(Bucket=self.raw_bucket, Key=key, Body=data)
 
     def processed_keys(self, prefix: str = "") -> list[str]:
-        pages = (
-            s3_client(self.endpoint)
-            .get_paginator("list_objects_v2")
-            .paginate(Bucket=self.processed_bucket, Prefix=prefix)
-        )
+        return self._keys(self.processed_bucket, prefix)
+
+    def raw_keys(self, prefix: str = "") -> list[str]:
+        return self._keys(self.raw_bucket, prefix)
+
+    def _keys(self, bucket: str, prefix: str) -> list[str]:
+        pages = s3_client(self.endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
     def run_dag(self) -> RunResult:

@@ -168,3 +168,18 @@ def test_columns_the_source_lacks_are_null_and_averages_use_known_values(
     assert {"metadata/users/rds/users-full.csv", "metadata/songs/rds/tracks-full.csv"} <= set(
         second.summary["skipped_files"]
     )
+
+
+def test_a_failed_extract_leaves_no_file_behind(
+    stack: Stack, source_database: PostgresTarget, sample_raw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tracks lacks a required column: users, read first, is not uploaded either."""
+    seed(source_database, sample_raw)
+    execute(source_database, "ALTER TABLE tracks DROP COLUMN genre")
+    stack.use_rds_source(source_database, monkeypatch)
+
+    run = stack.run_dag()
+
+    assert run.state == "failed"
+    assert stack.raw_keys("metadata/") == []
+    assert stack.query("SELECT COUNT(*) FROM users") == [(0,)]
