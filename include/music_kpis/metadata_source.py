@@ -27,7 +27,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -162,7 +162,7 @@ def _source_types(cur: Any, table: str) -> dict[str, str]:
 
 def extract_tables(
     source: Any,
-    upload: Any,
+    upload: Callable[[Path, str], None],
     existing: Iterable[tuple[str, str]],
     rejected_file_ids: Collection[str],
     work_dir: Path | None = None,
