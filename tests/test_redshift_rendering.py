@@ -97,7 +97,9 @@ def test_no_redshift_only_constructs_on_postgres(postgres_steps) -> None:
     for statements in postgres_steps.values():
         for statement in statements:
             code = re.sub(r"--[^\n]*", "", statement)
-            assert not re.search(r"\b(QUALIFY|DISTKEY|SORTKEY|DISTSTYLE|GETDATE)\b", code, re.IGNORECASE), statement
+            assert not re.search(r"\b(QUALIFY|DISTKEY|SORTKEY|DISTSTYLE|GETDATE|ENCODE)\b", code, re.IGNORECASE), (
+                statement
+            )
 
 
 def test_reserved_word_columns_are_quoted(redshift_steps) -> None:
@@ -108,11 +110,67 @@ def test_reserved_word_columns_are_quoted(redshift_steps) -> None:
             assert not re.search(r'(?<!")\bexplicit\b(?!")', code), statement
 
 
+def redshift_tables(redshift_steps) -> dict[str, exp.Create]:
+    tables = {}
+    for statement in redshift_steps["create_tables"]:
+        tree = parsed(statement)
+        if isinstance(tree, exp.Create) and tree.kind == "TABLE":
+            tables[tree.this.this.name] = tree
+    return tables
+
+
+def table_keys(tree: exp.Create) -> tuple[str | None, list[str], bool]:
+    """(DISTKEY column, SORTKEY columns, compound) of a parsed CREATE TABLE."""
+    properties = tree.args["properties"].expressions if tree.args.get("properties") else []
+    dist = next((p.this.name for p in properties if isinstance(p, exp.DistKeyProperty)), None)
+    sort = next((p for p in properties if isinstance(p, exp.SortKeyProperty)), None)
+    sort_columns = [c.name for c in sort.this] if sort else []
+    return dist, sort_columns, bool(sort and sort.args.get("compound"))
+
+
 def test_redshift_ddl_declares_distribution_and_sort_keys(redshift_steps) -> None:
-    ddl = " ".join(redshift_steps["create_tables"])
-    assert re.search(
-        r"CREATE TABLE IF NOT EXISTS streams .*?DISTKEY \(user_id\) COMPOUND SORTKEY \(listen_date", ddl, re.S
-    )
+    tables = redshift_tables(redshift_steps)
+    # The fact table: plays spread by user (joined slice-locally with staging and the
+    # batch's temp tables), sorted by date first so the batch's steps read its dates only.
+    dist, sort, compound = table_keys(tables["streams"])
+    assert dist == "user_id" and compound and sort[0] == "listen_date"
+    assert table_keys(tables["stg_streams"])[0] == "user_id"
+    for kpis in ("genre_kpis", "hourly_kpis"):
+        assert table_keys(tables[kpis])[1][:1] == ["listen_date"]
+
+
+# AZ64 takes integers, decimals, dates and timestamps only.
+AZ64_TYPES = {"BIGINT", "INT", "SMALLINT", "DECIMAL", "DATE", "TIMESTAMP", "TIMESTAMPTZ"}
+
+
+def test_redshift_columns_have_explicit_encodings(redshift_steps) -> None:
+    for name, tree in redshift_tables(redshift_steps).items():
+        _, sort, _ = table_keys(tree)
+        for column in tree.this.expressions:
+            if not isinstance(column, exp.ColumnDef):
+                continue
+            encodings = [
+                c.kind.this.name.upper()
+                for c in column.args.get("constraints") or []
+                if isinstance(c.kind, exp.EncodeColumnConstraint)
+            ]
+            assert len(encodings) == 1, f"{name}.{column.name}: one ENCODE per column"
+            encoding = encodings[0]
+            kind = column.args["kind"].this.name
+            if sort and column.name == sort[0]:
+                # The first sort key column stays uncompressed: its zone maps drive range-restricted scans.
+                assert encoding == "RAW", f"{name}.{column.name}"
+            elif kind in AZ64_TYPES:
+                assert encoding == "AZ64", f"{name}.{column.name}"
+            else:
+                assert encoding == "ZSTD", f"{name}.{column.name}"
+
+
+def test_batch_temp_tables_are_distributed_like_the_fact_table(redshift_steps) -> None:
+    for statement in redshift_steps["load_streams"]:
+        if m := re.search(r"CREATE TEMP TABLE (tmp_batch_rows|tmp_plays|tmp_loadable)\b", statement):
+            properties = parsed(statement).args["properties"].expressions
+            assert [p.this.name for p in properties if isinstance(p, exp.DistKeyProperty)] == ["user_id"], m.group(1)
 
 
 def test_temp_tables_are_dropped_before_created(redshift_steps) -> None:

@@ -5,28 +5,41 @@
 {%- set dataset = 'streams' %}
 {%- set batch = batch_id_for(run_id) %}
 {%- set play = 'user_id, track_id, listen_time, listen_date, listen_hour' %}
+{#- Redshift: the batch's plays are distributed like the fact table, so the
+    repeat check and the append join slice-locally. #}
+{%- set by_user = ' DISTKEY (user_id)' if backend == 'redshift' else '' %}
 
 {% include '_batch_files.sql' %}
 
 -- One row per staged source row: a retried COPY may have staged a file twice.
 DROP TABLE IF EXISTS tmp_batch_rows;
-CREATE TEMP TABLE tmp_batch_rows AS
+CREATE TEMP TABLE tmp_batch_rows{{ by_user }} AS
 SELECT DISTINCT s.file_id, s.source_row, s.user_id, s.track_id, s.listen_time, s.listen_date, s.listen_hour
 FROM stg_streams s
 JOIN tmp_streams_files f ON f.file_id = s.file_id;
 
 -- Candidates: the batch's plays and every parked play, once each.
 DROP TABLE IF EXISTS tmp_plays;
-CREATE TEMP TABLE tmp_plays AS
+CREATE TEMP TABLE tmp_plays{{ by_user }} AS
 SELECT {{ play }} FROM tmp_batch_rows
 UNION
 SELECT {{ play }} FROM streams_parked;
 
--- Plays already in the fact table are repeats. listen_date narrows the scan
--- to the batch's dates (the fact table's sort key on Redshift).
+{%- if backend == 'postgres' %}
+
+-- Temp tables have no statistics until analyzed; without them the planner may
+-- probe the fact table by a less selective index than its key.
+ANALYZE tmp_plays;
+{%- endif %}
+
+-- Plays already in the fact table are repeats. The candidates' dates bound
+-- what is read of the fact table to the batch's dates, whatever the planner
+-- thinks of the join (the sort key's zone maps on Redshift, the primary key's
+-- leading column on PostgreSQL), so the cost follows the batch, not the history.
 DELETE FROM tmp_plays
 USING streams
-WHERE streams.listen_date = tmp_plays.listen_date
+WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
+  AND streams.listen_date = tmp_plays.listen_date
   AND streams.user_id = tmp_plays.user_id
   AND streams.track_id = tmp_plays.track_id
   AND streams.listen_time = tmp_plays.listen_time;
@@ -45,18 +58,27 @@ SELECT (SELECT COUNT(*) FROM tmp_batch_rows) AS stream_rows,
        ) AS new_plays;
 
 DROP TABLE IF EXISTS tmp_loadable;
-CREATE TEMP TABLE tmp_loadable AS
+CREATE TEMP TABLE tmp_loadable{{ by_user }} AS
 SELECT {{ play }}
 FROM tmp_plays t
 WHERE EXISTS (SELECT 1 FROM users u WHERE u.user_id = t.user_id)
   AND EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id);
 
+-- In key order: new index entries land page after page within the batch's
+-- dates instead of at random.
 INSERT INTO streams ({{ play }})
-SELECT {{ play }} FROM tmp_loadable;
+SELECT {{ play }} FROM tmp_loadable
+ORDER BY listen_date, user_id, track_id, listen_time;
 
 INSERT INTO kpi_dirty_dates (listen_date)
 SELECT DISTINCT listen_date FROM tmp_loadable
 WHERE listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);
+{%- if backend == 'postgres' %}
+
+-- The KPI recompute reads the fact table for these dates only; fresh
+-- statistics on them let the planner use the key's listen_date prefix.
+ANALYZE kpi_dirty_dates;
+{%- endif %}
 
 -- Parked plays that loaded leave the parking; new unknowns join it.
 DELETE FROM streams_parked
