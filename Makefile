@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= data/sample
 OUT ?= out
+# s3_csv: users and songs from DATA's CSVs; rds_postgres: from a seeded source database
+METADATA_SOURCE ?= s3_csv
 
 .PHONY: venv demo demo-reset test test-compat lint bench sample-data deploy-mwaa clean
 
@@ -15,9 +17,9 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 venv: $(BIN)/.installed
 
-## make demo [DATA=path/to/raw] [OUT=path/to/out]: run the DAG on the local stack
+## make demo [DATA=path/to/raw] [OUT=path/to/out] [METADATA_SOURCE=rds_postgres]: run the DAG on the local stack
 demo: $(BIN)/.installed
-	$(BIN)/python -m include.music_kpis.demo --data "$(DATA)" --out "$(OUT)"
+	$(BIN)/python -m include.music_kpis.demo --data "$(DATA)" --out "$(OUT)" --metadata-source "$(METADATA_SOURCE)"
 
 ## make demo-reset: forget the local warehouse and Airflow state
 demo-reset:

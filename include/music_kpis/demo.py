@@ -31,6 +31,8 @@ from include.music_kpis.local_stack import (
     postgres_server,
     upload_folder,
 )
+from include.music_kpis.metadata_source import METADATA_SOURCE_VARIABLE, METADATA_SOURCES, SOURCE_CONN_ID
+from include.music_kpis.source_db import SOURCE_DATABASE, seed_from_raw_folder
 from include.music_kpis.warehouse import SQL_DIR
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -97,6 +99,21 @@ def run_dag() -> tuple[str, str]:
 
 
 REPORTS_DIR = SQL_DIR / "reports"
+
+
+def seed_source_database(server: PostgresTarget, data: Path) -> dict[str, str]:
+    """Create and seed the operational database beside the warehouse; the DAG's settings for it."""
+    source = server.create_database(SOURCE_DATABASE)
+    conn = source.connect()
+    try:
+        seeded = seed_from_raw_folder(conn, data)
+    finally:
+        conn.close()
+    print(f"Source database {SOURCE_DATABASE} seeded from {data}: {seeded['users']} users, {seeded['tracks']} tracks")
+    return {
+        f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}": source.airflow_connection(),
+        f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}": "rds_postgres",
+    }
 
 
 def query(warehouse: PostgresTarget, statement: str, args: dict | tuple = ()) -> list[tuple]:
@@ -167,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "data" / "sample")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "out")
     parser.add_argument("--state", type=Path, default=PROJECT_DIR / ".local")
+    parser.add_argument(
+        "--metadata-source",
+        choices=METADATA_SOURCES,
+        default="s3_csv",
+        help="rds_postgres: users and tracks from a seeded PostgreSQL source database, not from DATA's CSVs",
+    )
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     args = parser.parse_args(argv)
     data, out_dir, state_dir = args.data.resolve(), args.out.resolve(), args.state.resolve()
@@ -184,9 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     with postgres_server(state_dir) as server, moto_server() as endpoint:
         warehouse = server if os.environ.get("WAREHOUSE_URL") else server.create_database(WAREHOUSE_DATABASE)
         create_buckets(endpoint, RAW_BUCKET, PROCESSED_BUCKET)
-        uploaded = upload_folder(endpoint, data, RAW_BUCKET)
-        print(f"Uploaded {len(uploaded)} raw file(s) from {data} to s3://{RAW_BUCKET} (moto at {endpoint})")
         os.environ.update(airflow_environment(endpoint, warehouse))
+        skip: tuple[str, ...] = ()
+        if args.metadata_source == "rds_postgres":
+            os.environ.update(seed_source_database(server, data))
+            skip = ("metadata/",)  # users and tracks come from the source database
+        uploaded = upload_folder(endpoint, data, RAW_BUCKET, skip_prefixes=skip)
+        print(f"Uploaded {len(uploaded)} raw file(s) from {data} to s3://{RAW_BUCKET} (moto at {endpoint})")
         run_id, state = run_dag()
         summary = run_summary(warehouse, batch_id_for(run_id))
         streams = report(warehouse, "batch_streams", batch_id=batch_id_for(run_id))

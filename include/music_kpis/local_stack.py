@@ -195,12 +195,14 @@ def create_buckets(endpoint_url: str, *buckets: str) -> None:
             s3.create_bucket(Bucket=bucket)
 
 
-def upload_folder(endpoint_url: str, folder: Path, bucket: str) -> list[str]:
-    """Upload a raw-bucket-shaped folder; keys are the paths relative to it."""
+def upload_folder(endpoint_url: str, folder: Path, bucket: str, skip_prefixes: tuple[str, ...] = ()) -> list[str]:
+    """Upload a raw-bucket-shaped folder; keys are the paths relative to it, minus those under skip_prefixes."""
     s3 = s3_client(endpoint_url)
     keys = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         key = path.relative_to(folder).as_posix()
+        if key.startswith(skip_prefixes):
+            continue
         s3.upload_file(str(path), bucket, key)
         keys.append(key)
     return keys
