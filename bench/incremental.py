@@ -57,6 +57,13 @@ SELECT 1 + (g::bigint * 7919) % {known_users}, 't' || (1 + (g::bigint * 104729) 
 FROM (SELECT g, TIMESTAMP '2023-01-01' + g * INTERVAL '63 second' AS ts FROM generate_series(1, {rows}) g) s
 ON CONFLICT DO NOTHING;
 INSERT INTO kpi_dirty_dates SELECT DISTINCT listen_date FROM streams;
+-- The files that history came from, one per 10k plays, in the ledger and the batch log.
+INSERT INTO etl_file_ledger (file_id, dataset, raw_key, etag, outcome, rows_read, rows_quarantined, batch_id)
+SELECT md5('file' || g), 'streams', 'streams/history/' || g || '.csv', md5('etag' || g), 'loaded', 10000, 0,
+       md5('batch' || g / 10)
+FROM generate_series(1, {rows} / 10000) g;
+INSERT INTO etl_batch_files (batch_id, file_id, dataset, raw_key, outcome, rows_read, rows_quarantined)
+SELECT batch_id, file_id, dataset, raw_key, outcome, rows_read, rows_quarantined FROM etl_file_ledger;
 """
 
 # One run's staging: a streams file of 100k rows (95k new plays, 1% of them by users not
