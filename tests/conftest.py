@@ -148,6 +148,9 @@ class Stack:
     def raw_keys(self, prefix: str = "") -> list[str]:
         return self._keys(self.raw_bucket, prefix)
 
+    def raw_object(self, key: str) -> str:
+        return s3_client(self.endpoint).get_object(Bucket=self.raw_bucket, Key=key)["Body"].read().decode("utf-8")
+
     def _keys(self, bucket: str, prefix: str) -> list[str]:
         pages = s3_client(self.endpoint).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))

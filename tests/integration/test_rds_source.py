@@ -38,6 +38,16 @@ def execute(target: PostgresTarget, statement: str, args: tuple = ()) -> None:
         conn.close()
 
 
+def query(target: PostgresTarget, statement: str) -> list[tuple]:
+    conn = target.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
 def upload_streams(stack: Stack, raw_dir: Path) -> None:
     for path in sorted((raw_dir / "streams").glob("*.csv")):
         stack.put(f"streams/{path.name}", path.read_bytes())
@@ -111,6 +121,13 @@ def test_changed_source_row_is_upserted_by_the_next_run(
     stack: Stack, source_database: PostgresTarget, sample_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seed(source_database, sample_raw)
+    for table, key in (("users", "user_id"), ("tracks", "track_id")):
+        # Rows last changed long ago; the newest of them sets the watermark (2020-01-01).
+        execute(source_database, f"UPDATE {table} SET updated_at = '2019-06-01 00:00:00+00'")
+        execute(
+            source_database,
+            f"UPDATE {table} SET updated_at = '2020-01-01 00:00:00+00' WHERE {key} = (SELECT MIN({key}) FROM {table})",
+        )
     stack.use_rds_source(source_database, monkeypatch)
     upload_streams(stack, sample_raw)
     assert stack.run_dag().state == "success"
@@ -129,6 +146,17 @@ def test_changed_source_row_is_upserted_by_the_next_run(
     run = stack.run_dag()
 
     assert run.state == "success"
+    # Incremental: the second extract holds the changed rows only.
+    extracts = [k for k in run.summary["loaded_files"] if k.startswith("metadata/")]
+    assert [k.split("/")[1] for k in extracts] == ["songs", "users"]
+    for key, table in zip(extracts, ("tracks", "users"), strict=True):
+        # From the watermark minus the 10-minute look-back: the changed row and the watermark's own row.
+        assert "-since-20191231T235000.000000Z-until-" in key
+        changed = {line.split(",")[0] for line in stack.raw_object(key).splitlines()[1:]}
+        id_column = "track_id" if table == "tracks" else "user_id"
+        expected = query(source_database, f"SELECT {id_column} FROM {table} WHERE updated_at > '2019-12-31 23:50+00'")
+        assert changed == {str(value) for (value,) in expected}, key
+        assert len(changed) <= 2
     assert stack.query("SELECT track_genre, popularity FROM songs WHERE track_id = %s", (track_id,)) == [(new_genre, 3)]
     assert stack.query("SELECT user_country FROM users WHERE user_id = 1") == [("XX",)]
     # The plays of the changed track moved genre in the KPIs of every date they touch.
