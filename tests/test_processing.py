@@ -59,6 +59,8 @@ def test_good_file_writes_validated_and_transformed_parquet(buckets) -> None:
     assert transformed == [f"transformed/streams/{outcome.file_id}/part-00000.parquet"]
     assert table(transformed[0]).column_names[-2:] == ["file_id", "source_row"]
     assert keys("validated/streams/") == [f"validated/streams/{outcome.file_id}/part-00000.parquet"]
+    # validated/ holds the very rows handed to the warehouse (docs: processing._open_outputs).
+    assert table(keys("validated/streams/")[0]).equals(table(transformed[0]))
     assert keys("quarantine/") == []
 
 

@@ -9,10 +9,12 @@ the header), whether they parsed or not.
 
 from __future__ import annotations
 
+import io
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -70,7 +72,7 @@ def read_batches(
         return "skip"
 
     names = [f"c{i}" for i in range(len(header))]  # header labels may repeat
-    with open_stream() as stream:
+    with open_stream() as raw_stream, _PacedStream(raw_stream) as stream:
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False),
@@ -92,11 +94,56 @@ def read_batches(
             done = [u for u in unparsed if u[0] < end]
             unparsed[:] = [u for u in unparsed if u[0] >= end]  # in place: the handler keeps appending
             batch_bytes = RawBatch(pa.Table.from_batches([batch]), source_rows, None, done)
+            stream.took_block()
             yield decode_batch(batch_bytes, header) if decode else batch_bytes
             next_row = end
         if unparsed:  # unparsable rows after the last good one
             empty = pa.Table.from_batches([_empty_batch(len(header))])
             yield RawBatch(_decode(empty, header)[0], np.array([], dtype=np.int64), None, unparsed)
+
+
+class _PacedStream(io.RawIOBase):
+    """The raw stream, read no more than READ_AHEAD blocks ahead of the batches taken.
+
+    pyarrow's CSV reader fills a deep read-ahead queue on a background thread;
+    with 4 MB blocks that is some 200 MB of file held in memory for nothing,
+    since validation is slower than reading. Reads wait (never longer than
+    PACE_TIMEOUT, so a reader that needs more reads per block still moves on).
+    """
+
+    READ_AHEAD = 2
+    PACE_TIMEOUT = 1.0
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.reads = 0
+        self.taken = 0
+        self.turn = threading.Condition()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with self.turn:
+            self.turn.wait_for(lambda: self.closed or self.reads - self.taken < self.READ_AHEAD, self.PACE_TIMEOUT)
+            self.reads += 1
+        return self.stream.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def took_block(self) -> None:
+        with self.turn:
+            self.taken += 1
+            self.turn.notify_all()
+
+    def close(self) -> None:
+        with self.turn:
+            super().close()
+            self.turn.notify_all()
 
 
 def _empty_batch(width: int) -> pa.RecordBatch:

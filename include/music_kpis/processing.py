@@ -1,8 +1,8 @@
 """Validate and transform one raw CSV file with awswrangler, chunk by chunk.
 
-Good rows go to ``validated/`` (typed source columns) and ``transformed/``
-(staging column order, what the warehouse COPYs); rejected rows go to
-``quarantine/`` with their reason. A file whose rejected share is above the
+Good rows go to ``transformed/`` (staging column order, what the warehouse
+COPYs) and the same Parquet parts to ``validated/`` (see `_open_outputs`);
+rejected rows go to ``quarantine/`` with their reason. A file whose rejected share is above the
 threshold, or that cannot be parsed, is rejected whole: its validated and
 transformed outputs are removed so it can never be half-loaded.
 """
@@ -148,8 +148,9 @@ class PartWriter:
         group_rows: int,
         stem: str = "part",
         keep_empty: bool = True,
+        mirrors: tuple[str, ...] = (),
     ) -> None:
-        self.store, self.prefix, self.schema = store, prefix, schema
+        self.store, self.prefix, self.schema, self.mirrors = store, prefix, schema, mirrors
         self.part_bytes, self.group_rows = part_bytes, group_rows
         self.stem, self.keep_empty = stem, keep_empty
         self.tmp = tempfile.TemporaryDirectory()
@@ -198,7 +199,8 @@ class PartWriter:
         assert self.writer is not None
         self.writer.close()
         self.writer = None
-        self.store.upload(self._path(), f"{self.prefix}{self._path().name}")
+        for prefix in (self.prefix, *self.mirrors):
+            self.store.upload(self._path(), f"{prefix}{self._path().name}")
         self._path().unlink(missing_ok=True)
         self.part += 1
 
@@ -229,22 +231,19 @@ class PartWriter:
 class _Outputs:
     """Where the rows of one raw file go while it is read."""
 
-    transformed: PartWriter
-    validated: PartWriter
+    transformed: PartWriter  # also uploaded to validated/
     quarantine: PartWriter
-    validated_columns: list[str]
     rows_read: int = 0
     rows_quarantined: int = 0
     first_rejected: dict[str, Any] | None = None  # for the file's reason if it is rejected
 
     @property
     def writers(self) -> list[PartWriter]:
-        return [self.transformed, self.validated, self.quarantine]
+        return [self.transformed, self.quarantine]
 
     def add(self, result: ChunkResult) -> None:
         self.rows_read += result.rows_read
         self.transformed.write(result.good)
-        self.validated.write(result.good.select(self.validated_columns))
         if result.rejected.num_rows:
             if self.first_rejected is None:
                 self.first_rejected = result.rejected.slice(0, 1).to_pylist()[0]
@@ -255,16 +254,20 @@ class _Outputs:
 def _open_outputs(
     raw: RawFile, schema: DatasetSchema, store: ProcessedStore, *, part_bytes: int, group_rows: int
 ) -> _Outputs:
+    """validated/ holds the very parts written to transformed/: the rows that passed
+    every rule, typed, with their derived and lineage columns. Nothing reads it
+    back (COPY takes transformed/); it is the record of exactly what was handed to
+    the warehouse, and a second encoding of the same rows would cost as much CPU
+    as writing transformed/ itself."""
     file_id = raw.file_id
-    staging = schema.staging_arrow_schema
-    sizes = {"part_bytes": part_bytes, "group_rows": group_rows}
     return _Outputs(
-        transformed=PartWriter(store, transformed_prefix(raw.dataset, file_id), staging, **sizes),
-        validated=PartWriter(
+        transformed=PartWriter(
             store,
-            validated_prefix(raw.dataset, file_id),
-            pa.schema([staging.field(n) for n in schema.column_names]),
-            **sizes,
+            transformed_prefix(raw.dataset, file_id),
+            schema.staging_arrow_schema,
+            part_bytes=part_bytes,
+            group_rows=group_rows,
+            mirrors=(validated_prefix(raw.dataset, file_id),),
         ),
         # Rejected rows are streamed out too, so memory does not grow with the file.
         quarantine=PartWriter(
@@ -276,7 +279,6 @@ def _open_outputs(
             stem="rows",
             keep_empty=False,
         ),
-        validated_columns=schema.column_names,
     )
 
 
@@ -454,7 +456,6 @@ def _reject(raw: RawFile, reason: str, store: ProcessedStore, outputs: _Outputs 
     if outputs is not None:
         rows_read = outputs.rows_read
         outputs.transformed.abandon()
-        outputs.validated.abandon()
         outputs.quarantine.close()
     file_id = raw.file_id
     store.remove_prefix(transformed_prefix(raw.dataset, file_id))
