@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -120,6 +120,8 @@ def put_table(store: ProcessedStore, table: pa.Table, key: str) -> None:
 # Parquet dictionary encoding pays off for values that repeat (text, dates, small
 # codes) and only costs time on wide ones that rarely do (ids, timestamps, row numbers).
 _DICTIONARY_TYPES = (pa.string(), pa.date32(), pa.int16(), pa.bool_())
+# Rejected rows named in the task log; all of them are in quarantine/.
+_LOGGED_ROWS = 20
 # Row groups a writer thread may have queued: bounds memory while it catches up.
 _QUEUED_WRITES = 2
 
@@ -161,6 +163,7 @@ class PartWriter:
         self.writer: pq.ParquetWriter | None = None
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-part")
         self.queued: deque[Future[None]] = deque()
+        self.finished = False  # closed or abandoned
 
     def _path(self) -> Path:
         return Path(self.tmp.name) / f"{self.stem}-{self.part:05d}.parquet"
@@ -211,6 +214,9 @@ class PartWriter:
             self._finish_part()
 
     def close(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
         try:
             self._drain()
             self.thread.submit(self._close).result()
@@ -220,10 +226,12 @@ class PartWriter:
 
     def abandon(self) -> None:
         """Stop without uploading more; returns once nothing is being written."""
+        self.finished = True
         self.thread.shutdown(wait=True, cancel_futures=True)
         self.queued.clear()
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         self.tmp.cleanup()
 
 
@@ -235,7 +243,11 @@ class _Outputs:
     quarantine: PartWriter
     rows_read: int = 0
     rows_quarantined: int = 0
-    first_rejected: dict[str, Any] | None = None  # for the file's reason if it is rejected
+    examples: list[dict[str, Any]] = field(default_factory=list)  # the first rejected rows, for the log
+
+    @property
+    def first_rejected(self) -> dict[str, Any] | None:
+        return self.examples[0] if self.examples else None
 
     @property
     def writers(self) -> list[PartWriter]:
@@ -245,8 +257,8 @@ class _Outputs:
         self.rows_read += result.rows_read
         self.transformed.write(result.good)
         if result.rejected.num_rows:
-            if self.first_rejected is None:
-                self.first_rejected = result.rejected.slice(0, 1).to_pylist()[0]
+            if len(self.examples) < _LOGGED_ROWS:
+                self.examples += result.rejected.slice(0, _LOGGED_ROWS - len(self.examples)).to_pylist()
             self.rows_quarantined += result.rejected.num_rows
             self.quarantine.write(result.rejected)
 
@@ -283,7 +295,9 @@ def _open_outputs(
 
 
 def _workers() -> int:
-    return max(1, min(_MAX_WORKERS, os.cpu_count() or 1))
+    # The cores this process may run on (a container's share, not the host's count).
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(_MAX_WORKERS, cores))
 
 
 def _validate_blocks(
@@ -372,14 +386,8 @@ def transform_file(
                 writer.abandon()
         raise
 
-    if outputs.first_rejected is not None:
-        log.warning(
-            "%s: %d row(s) quarantined; first: row %s: %s",
-            raw.raw_key,
-            outputs.rows_quarantined,
-            outputs.first_rejected["source_row"],
-            outputs.first_rejected["reason"],
-        )
+    for row in outputs.examples:
+        log.warning("%s row %s: %s", raw.raw_key, row["source_row"], row["reason"])
     return FileOutcome(
         raw.dataset,
         raw.raw_key,
