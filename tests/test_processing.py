@@ -4,16 +4,20 @@ the rejection threshold, unreadable files, and what lands in the processed bucke
 from __future__ import annotations
 
 import io
+import shutil
 import uuid
+from functools import partial
+from pathlib import Path
 
 import awswrangler as wr
 import boto3
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from include.music_kpis.files import RawFile
 from include.music_kpis.local_stack import MOTO_CREDENTIALS, REGION, create_buckets, s3_client
-from include.music_kpis.processing import ACCEPTED, REJECTED, process_raw_file
+from include.music_kpis.processing import ACCEPTED, REJECTED, process_raw_file, transform_file
 
 HEADER = "user_id,track_id,listen_time\n"
 GOOD = "1,t1,2024-01-01 10:00:00\n"
@@ -185,7 +189,7 @@ def test_row_numbers_stay_exact_across_blocks(buckets) -> None:
     rows = [r for k in transformed for r in table(k).select(["user_id", "source_row"]).to_pylist()]
     assert all(r["user_id"] == r["source_row"] for r in rows)  # user_id i was written on data row i
     (quarantine,) = keys("quarantine/streams/")
-    assert sorted(table(quarantine).column("source_row").to_pylist()) == [1500, 3000]
+    assert table(quarantine).column("source_row").to_pylist() == [1500, 3000]  # in file order
 
 
 def test_a_row_longer_than_a_block_is_read_with_larger_blocks(buckets) -> None:
@@ -193,3 +197,48 @@ def test_a_row_longer_than_a_block_is_read_with_larger_blocks(buckets) -> None:
     body = HEADER + GOOD * 30 + f"1,{'x' * 20_000},2024-01-01 10:00:00\n"
     outcome = process("streams/long_row.csv", body, block_bytes=4096)
     assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 31, 1)
+
+
+class FolderStore:
+    """The processed bucket as a local folder (what the benchmark uses too)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def upload(self, local_path: Path, key: str) -> None:
+        (self.root / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local_path, self.root / key)
+
+    def remove_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+    def parts(self, prefix: str) -> list[Path]:
+        return sorted((self.root / prefix).glob("*.parquet"))
+
+
+def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> None:
+    # Tiny blocks, row groups and parts: the file is validated block by block on
+    # several threads, and every output rolls over into several parts.
+    lines = [f"{i},t{i},2024-01-01 10:00:00\n" if i % 7 else f"x{i},t{i},2024-01-01 10:00:00\n" for i in range(1, 4001)]
+    csv = tmp_path / "streams.csv"
+    csv.write_text(HEADER + "".join(lines), encoding="utf-8")
+    store = FolderStore(tmp_path / "processed")
+    raw = RawFile("streams", "streams/big.csv", "etag")
+    outcome = transform_file(
+        raw, partial(csv.open, "rb"), store, reject_threshold=0.2, block_bytes=4096, part_bytes=1, group_rows=500
+    )
+    bad = [i for i in range(1, 4001) if i % 7 == 0]
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 4000, len(bad))
+
+    transformed = store.parts(f"transformed/streams/{raw.file_id}/")
+    assert len(transformed) > 1
+    rows = pa.concat_tables([pq.read_table(p) for p in transformed]).column("source_row").to_pylist()
+    assert rows == [i for i in range(1, 4001) if i % 7]
+    validated = store.parts(f"validated/streams/{raw.file_id}/")
+    assert [p.read_bytes() for p in validated] == [p.read_bytes() for p in transformed]
+
+    quarantine = store.parts(f"quarantine/streams/{raw.file_id}/")
+    assert len(quarantine) > 1 and all(p.name.startswith("rows-") for p in quarantine)
+    rejected = pa.concat_tables([pq.read_table(p) for p in quarantine]).to_pylist()
+    assert [r["source_row"] for r in rejected] == bad
+    assert rejected[0]["reason"] == "user_id: not an integer (got 'x7')"
