@@ -178,11 +178,24 @@ def _decode(batch: pa.Table, header: list[str]) -> tuple[pa.Table, list[str | No
     return pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(header))]), reasons
 
 
-def raw_record(header: list[str], values: list[str]) -> str:
-    """One raw row as JSON text (header label -> value), for the quarantine file.
+def raw_records(header: list[str], columns: list[list[str | None]]) -> list[str]:
+    """Raw rows as JSON text (header label -> value), for the quarantine file;
+    `columns` holds the values column by column (None reads as "").
 
-    The same text as json.dumps(..., ensure_ascii=False), built with its C string
-    encoder directly: this runs once per rejected row, under the GIL.
+    The same text as json.dumps(dict(zip(header, row)), ensure_ascii=False): a
+    repeated label keeps its first place and its last value. Built column-wise
+    with json's C string encoder, since this runs under the GIL for every
+    rejected row.
     """
-    fields = dict(zip(header, values, strict=False))
-    return "{" + ", ".join(f"{encode_basestring(k)}: {encode_basestring(v)}" for k, v in fields.items()) + "}"
+    position = {label: i for i, label in enumerate(header)}  # first place, last value
+    fields = [_json_field(label, columns[i]) for label, i in position.items()]
+    return ["{" + ", ".join(row) + "}" for row in zip(*fields, strict=True)] if fields else ["{}"] * _rows(columns)
+
+
+def _json_field(label: str, values: list[str | None]) -> list[str]:
+    key = f"{encode_basestring(label)}: "
+    return [key + encode_basestring(v or "") for v in values]
+
+
+def _rows(columns: list[list[str | None]]) -> int:
+    return len(columns[0]) if columns else 0

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.music_kpis.csv_reader import raw_record
+from include.music_kpis.csv_reader import raw_records
 from include.music_kpis.schemas import ARROW_TYPES, Column, DatasetSchema
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -304,13 +304,9 @@ def _rejected_rows(
     codes = failures.first.take(index).to_pylist()
     numbers = source_row.take(index).to_pylist()
     by_name = {name: values[position] for position, name in plan.columns.items()}
+    records = raw_records(plan.header, values)
     rows = [
-        (
-            numbers[k],
-            _reason(failures, codes[k], by_name, k, int(at)),
-            raw_record(plan.header, [column[k] or "" for column in values]),
-        )
-        for k, at in enumerate(positions)
+        (numbers[k], _reason(failures, codes[k], by_name, k, int(at)), records[k]) for k, at in enumerate(positions)
     ]
     rows += unparsed
     rows.sort(key=lambda r: r[0])

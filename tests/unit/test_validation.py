@@ -8,6 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 
+from include.music_kpis.csv_reader import raw_records
 from include.music_kpis.schemas import load_schema
 from include.music_kpis.validation import FileRejected, plan_header, validate_chunk
 
@@ -302,3 +303,11 @@ def test_staging_column_order_follows_the_schema() -> None:
 def test_formula_like_text_is_kept_as_text() -> None:
     (row,) = good_rows(run("songs", SONGS, [one_song(track_name='=HYPERLINK("http://x")')]))
     assert row["track_name"] == '=HYPERLINK("http://x")'
+
+
+def test_raw_records_are_the_json_of_each_row() -> None:
+    header = ["user_id", "track_id", "user_id", "listen_time"]  # a repeated label keeps its last value
+    rows = [['1"\\', "é☃\n\t\x01", "2", ""], [None, "t", "3", "2024-01-01 00:00:00"]]
+    columns = [[row[i] for row in rows] for i in range(len(header))]
+    expected = [json.dumps(dict(zip(header, [v or "" for v in row], strict=True)), ensure_ascii=False) for row in rows]
+    assert raw_records(header, columns) == expected
