@@ -72,7 +72,7 @@ def read_batches(
         return "skip"
 
     names = [f"c{i}" for i in range(len(header))]  # header labels may repeat
-    with open_stream() as raw_stream, _PacedStream(raw_stream) as stream:
+    with open_stream() as raw_stream, _PacedStream(raw_stream, block_bytes) as stream:
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False),
@@ -108,27 +108,33 @@ class _PacedStream(io.RawIOBase):
     pyarrow's CSV reader fills a deep read-ahead queue on a background thread;
     with 4 MB blocks that is some 200 MB of file held in memory for nothing,
     since validation is slower than reading. Reads wait (never longer than
-    PACE_TIMEOUT, so a reader that needs more reads per block still moves on).
+    PACE_TIMEOUT, so the reader always moves on); counting bytes, not reads,
+    keeps a stream that returns short reads paced the same way.
     """
 
     READ_AHEAD = 2
     PACE_TIMEOUT = 1.0
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, block_bytes: int) -> None:
         super().__init__()
-        self.stream = stream
-        self.reads = 0
+        self.stream, self.block_bytes = stream, block_bytes
+        self.bytes_read = 0
         self.taken = 0
         self.turn = threading.Condition()
 
     def readable(self) -> bool:
         return True
 
+    def _may_read(self) -> bool:
+        return self.closed or self.bytes_read - self.taken * self.block_bytes < self.READ_AHEAD * self.block_bytes
+
     def read(self, size: int = -1) -> bytes:
         with self.turn:
-            self.turn.wait_for(lambda: self.closed or self.reads - self.taken < self.READ_AHEAD, self.PACE_TIMEOUT)
-            self.reads += 1
-        return self.stream.read(size)
+            self.turn.wait_for(self._may_read, self.PACE_TIMEOUT)
+        data = self.stream.read(size)
+        with self.turn:
+            self.bytes_read += len(data)
+        return data
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
