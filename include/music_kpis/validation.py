@@ -182,6 +182,8 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         if column.max_bytes is not None:
             too_long = pc.greater(pc.binary_length(value), column.max_bytes)
             failures.add(column.name, too_long, f"longer than {column.max_bytes} bytes", show_value=False)
+        if not column.accepts_null:
+            return value  # an empty value failed above, so its row is not kept anyway
         return pc.if_else(present, value, pa.scalar(None, pa.string()))
     if kind == "boolean":
         lowered = pc.utf8_lower(text)
