@@ -195,6 +195,9 @@ class PartWriter:
         self.writer.write_table(table, row_group_size=max(self.pending_rows, 1))
         self.rows += self.pending_rows
         self.pending, self.pending_rows = [], 0
+        # Hand freed blocks back to the OS: the allocator would otherwise keep ~40 MB
+        # more resident at the peak, and the call is cheap next to a row group.
+        pa.default_memory_pool().release_unused()
         if self._path().stat().st_size >= self.part_bytes:
             self._finish_part()
 
