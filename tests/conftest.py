@@ -28,6 +28,7 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW_VAR_MUSIC_KPIS_BACKEND": "postgres",
+        "AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE": "s3_csv",
         # Retried tasks run again at once (fault-injection tests).
         "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "0",
     }

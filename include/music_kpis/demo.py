@@ -102,7 +102,7 @@ REPORTS_DIR = SQL_DIR / "reports"
 
 
 def seed_source_database(server: PostgresTarget, data: Path) -> dict[str, str]:
-    """Create and seed the operational database beside the warehouse; the DAG's settings for it."""
+    """Create and seed the operational database beside the warehouse; the DAG's connection to it."""
     source = server.create_database(SOURCE_DATABASE)
     conn = source.connect()
     try:
@@ -110,10 +110,7 @@ def seed_source_database(server: PostgresTarget, data: Path) -> dict[str, str]:
     finally:
         conn.close()
     print(f"Source database {SOURCE_DATABASE} seeded from {data}: {seeded['users']} users, {seeded['tracks']} tracks")
-    return {
-        f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}": source.airflow_connection(),
-        f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}": "rds_postgres",
-    }
+    return {f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}": source.airflow_connection()}
 
 
 def query(warehouse: PostgresTarget, statement: str, args: dict | tuple = ()) -> list[tuple]:
@@ -208,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         warehouse = server if os.environ.get("WAREHOUSE_URL") else server.create_database(WAREHOUSE_DATABASE)
         create_buckets(endpoint, RAW_BUCKET, PROCESSED_BUCKET)
         os.environ.update(airflow_environment(endpoint, warehouse))
+        os.environ[f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}"] = args.metadata_source
         skip: tuple[str, ...] = ()
         if args.metadata_source == "rds_postgres":
             os.environ.update(seed_source_database(server, data))
