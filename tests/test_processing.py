@@ -242,3 +242,17 @@ def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> No
     rejected = pa.concat_tables([pq.read_table(p) for p in quarantine]).to_pylist()
     assert [r["source_row"] for r in rejected] == bad
     assert rejected[0]["reason"] == "user_id: not an integer (got 'x7')"
+
+
+def test_parts_of_an_earlier_attempt_are_cleared(tmp_path: Path) -> None:
+    csv = tmp_path / "streams.csv"
+    csv.write_text(HEADER + GOOD * 3, encoding="utf-8")
+    store = FolderStore(tmp_path / "processed")
+    raw = RawFile("streams", "streams/retried.csv", "etag")
+    stale = tmp_path / "processed" / f"quarantine/streams/{raw.file_id}/rows-00003.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by a crashed attempt")
+    outcome = transform_file(raw, partial(csv.open, "rb"), store, reject_threshold=0.05)
+    assert (outcome.outcome, outcome.rows_quarantined) == (ACCEPTED, 0)
+    assert store.parts(f"quarantine/streams/{raw.file_id}/") == []
+    assert len(store.parts(f"transformed/streams/{raw.file_id}/")) == 1

@@ -355,6 +355,8 @@ def transform_file(
     schema = schema_for_file(raw.dataset, raw.raw_key)
     file_id = raw.file_id
     outputs: _Outputs | None = None
+    # Parts left by an earlier attempt (a retried task) must not mix with this one's.
+    _discard(raw, store, None)
     try:
         plan = plan_header(read_header(open_stream), schema)
         if plan.dropped:
