@@ -1,10 +1,14 @@
-"""Validate and transform one raw CSV file with awswrangler, chunk by chunk.
+"""Validate and transform one raw CSV file, block by block, in bounded memory.
 
-Good rows go to ``transformed/`` (staging column order, what the warehouse
-COPYs) and the same Parquet parts to ``validated/`` (see `_open_outputs`);
-rejected rows go to ``quarantine/`` with their reason. A file whose rejected share is above the
-threshold, or that cannot be parsed, is rejected whole: its validated and
-transformed outputs are removed so it can never be half-loaded.
+The file is parsed in order on the calling thread, its blocks are validated on
+a pool (one thread per core; pyarrow compute releases the GIL) and handed on in
+file order. Good rows go to ``transformed/`` (staging column order, what the
+warehouse COPYs) and the same Parquet parts to ``validated/`` (see
+`_open_outputs`); rejected rows go to ``quarantine/`` with their reason. Both
+are written in parts on writer threads as the file is read. A file whose
+rejected share is above the threshold, or that cannot be parsed, is rejected
+whole: its validated and transformed outputs are removed so it can never be
+half-loaded.
 """
 
 from __future__ import annotations
