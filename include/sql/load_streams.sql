@@ -73,12 +73,6 @@ ORDER BY listen_date, user_id, track_id, listen_time;
 INSERT INTO kpi_dirty_dates (listen_date)
 SELECT DISTINCT listen_date FROM tmp_loadable
 WHERE listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);
-{%- if backend == 'postgres' %}
-
--- The KPI recompute reads the fact table for these dates only; fresh
--- statistics on them let the planner use the key's listen_date prefix.
-ANALYZE kpi_dirty_dates;
-{%- endif %}
 
 -- Parked plays that loaded leave the parking; new unknowns join it.
 DELETE FROM streams_parked

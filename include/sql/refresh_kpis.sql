@@ -5,6 +5,11 @@
 -- order rows are summed in (the same value on every rerun and on Redshift).
 -- avg_popularity averages the plays whose song popularity is known (NULL when
 -- none is).
+{%- if backend == 'postgres' %}
+-- The recompute reads the fact table for these dates only; fresh statistics
+-- on them let the planner use the key's listen_date prefix.
+ANALYZE kpi_dirty_dates;
+{%- endif %}
 DELETE FROM genre_kpis WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 DELETE FROM hourly_kpis WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 
