@@ -226,4 +226,10 @@ BEGIN
 END
 $$;
 DROP INDEX IF EXISTS streams_listen_date_idx;
+
+-- Warehouses created before users and tracks could come from an operational
+-- database: the values such a source may lack become nullable (a no-op after).
+ALTER TABLE users ALTER COLUMN user_age DROP NOT NULL, ALTER COLUMN user_country DROP NOT NULL;
+ALTER TABLE songs ALTER COLUMN popularity DROP NOT NULL, ALTER COLUMN "explicit" DROP NOT NULL;
+ALTER TABLE genre_kpis ALTER COLUMN avg_popularity DROP NOT NULL;
 {% endif %}
