@@ -64,11 +64,14 @@ def manifest_prefix(batch_id: str) -> str:
 
 def list_raw_files(s3: S3Hook, bucket: str) -> list[RawFile]:
     """Every CSV object under the datasets' raw prefixes, in key order per dataset."""
-    found: list[RawFile] = []
-    for dataset in DATASETS:
-        prefix = load_schema(dataset).raw_prefix
-        objects = s3.iter_file_metadata(prefix=prefix, bucket_name=bucket)
-        for obj in sorted(objects, key=lambda o: o["Key"]):
-            if obj["Key"].lower().endswith(".csv"):
-                found.append(RawFile(dataset, obj["Key"], obj["ETag"].strip('"')))
-    return found
+    return [f for dataset in DATASETS for f in raw_files_under(s3, bucket, dataset, load_schema(dataset).raw_prefix)]
+
+
+def raw_files_under(s3: S3Hook, bucket: str, dataset: str, prefix: str) -> list[RawFile]:
+    """The CSV objects under one prefix of the raw bucket, in key order."""
+    objects = s3.iter_file_metadata(prefix=prefix, bucket_name=bucket)
+    return [
+        RawFile(dataset, obj["Key"], obj["ETag"].strip('"'))
+        for obj in sorted(objects, key=lambda o: o["Key"])
+        if obj["Key"].lower().endswith(".csv")
+    ]

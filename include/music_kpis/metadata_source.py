@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 import jinja2
 
-from include.music_kpis.files import file_id_for
+from include.music_kpis.files import RawFile
 from include.music_kpis.schemas import SourceTable, load_schema, load_source_tables
 
 log = logging.getLogger(__name__)
@@ -132,13 +132,13 @@ def extract_key(table: SourceTable, since: dt.datetime | None, until: dt.datetim
 
 
 def last_watermark(
-    table: SourceTable, existing: Iterable[tuple[str, str]], rejected_file_ids: Collection[str]
+    table: SourceTable, existing: Iterable[RawFile], rejected_file_ids: Collection[str]
 ) -> dt.datetime | None:
-    """The newest watermark among the table's extracts (key, ETag) that were not rejected."""
+    """The newest watermark among the table's extracts in the raw bucket that were not rejected."""
     marks = []
-    for key, etag in existing:
-        match = _WATERMARK_KEY.search(key)
-        if key.startswith(table.raw_prefix) and match and file_id_for(key, etag) not in rejected_file_ids:
+    for raw in existing:
+        match = _WATERMARK_KEY.search(raw.raw_key)
+        if raw.raw_key.startswith(table.raw_prefix) and match and raw.file_id not in rejected_file_ids:
             marks.append(dt.datetime.strptime(match.group(1), _WATERMARK_FORMAT).replace(tzinfo=dt.UTC))
     return max(marks, default=None)
 
@@ -163,14 +163,14 @@ def _source_types(cur: Any, table: str) -> dict[str, str]:
 def extract_tables(
     source: Any,
     upload: Callable[[Path, str], None],
-    existing: Iterable[tuple[str, str]],
+    existing: Iterable[RawFile],
     rejected_file_ids: Collection[str],
     work_dir: Path | None = None,
 ) -> list[ExtractedFile]:
     """Extract every mapped table in one snapshot; upload each file once it is complete.
 
     ``upload(local_path, raw_key)`` puts one file in the raw bucket; ``existing``
-    is (key, ETag) of the raw bucket's files, for the watermarks.
+    are the raw bucket's files under the source prefixes, for the watermarks.
     """
     existing = list(existing)
     extracted: list[tuple[SourceTable, Path, str, int]] = []
@@ -201,7 +201,7 @@ def extract_tables(
 def _extract_table(
     cur: Any,
     table: SourceTable,
-    existing: list[tuple[str, str]],
+    existing: list[RawFile],
     rejected_file_ids: Collection[str],
     scratch: Path,
 ) -> tuple[Path, str, int] | None:

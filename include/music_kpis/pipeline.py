@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import awswrangler as wr
@@ -16,7 +17,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.sdk import Variable
 
 from include.music_kpis.airflow_compat import BaseHook
-from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, transformed_prefix
+from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, raw_files_under, transformed_prefix
 from include.music_kpis.metadata_source import SOURCE_CONN_ID, extract_tables
 from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
 from include.music_kpis.schemas import load_schema, load_source_tables
@@ -67,14 +68,14 @@ def extract_metadata() -> list[dict[str, Any]]:
     settings = RuntimeSettings.from_variables()
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
     existing = [
-        (obj["Key"], obj["ETag"].strip('"'))
+        raw
         for table in load_source_tables()
-        for obj in s3.iter_file_metadata(prefix=table.raw_prefix, bucket_name=settings.raw_bucket)
+        for raw in raw_files_under(s3, settings.raw_bucket, table.dataset, table.raw_prefix)
     ]
     warehouse = BaseHook.get_hook(WAREHOUSE_CONN_ID)
     rejected = {row[0] for row in warehouse.get_records((SQL_DIR / "select_rejected_files.sql").read_text())}
 
-    def upload(path: Any, key: str) -> None:
+    def upload(path: Path, key: str) -> None:
         s3.load_file(str(path), key, bucket_name=settings.raw_bucket, replace=True)
 
     source = BaseHook.get_hook(SOURCE_CONN_ID).get_conn()

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from include.music_kpis.files import file_id_for
+from include.music_kpis.files import RawFile, file_id_for
 from include.music_kpis.metadata_source import (
     SourceTableError,
     configured_metadata_source,
@@ -65,14 +65,18 @@ def test_watermark_skips_rejected_extracts_and_other_tables() -> None:
     t1 = extract_key(USERS, None, dt.datetime(2026, 1, 1, tzinfo=UTC))
     t2 = extract_key(USERS, dt.datetime(2025, 12, 31, tzinfo=UTC), dt.datetime(2026, 1, 2, tzinfo=UTC))
     other = extract_key(TRACKS, None, dt.datetime(2026, 1, 5, tzinfo=UTC))
-    existing = [(t1, "e1"), (t2, "e2"), (other, "e3"), ("metadata/users/rds/notes.csv", "e4")]
+    existing = [
+        RawFile("users", t1, "e1"),
+        RawFile("users", t2, "e2"),
+        RawFile("songs", other, "e3"),
+        RawFile("users", "metadata/users/rds/notes.csv", "e4"),
+    ]
     assert last_watermark(USERS, existing, set()) == dt.datetime(2026, 1, 2, tzinfo=UTC)
     # t2 was rejected: its rows are extracted again from t1's watermark.
     assert last_watermark(USERS, existing, {file_id_for(t2, "e2")}) == dt.datetime(2026, 1, 1, tzinfo=UTC)
     # The same key with new content (another ETag) counts again.
-    assert last_watermark(USERS, [(t1, "e1"), (t2, "e9")], {file_id_for(t2, "e2")}) == dt.datetime(
-        2026, 1, 2, tzinfo=UTC
-    )
+    changed = [RawFile("users", t1, "e1"), RawFile("users", t2, "e9")]
+    assert last_watermark(USERS, changed, {file_id_for(t2, "e2")}) == dt.datetime(2026, 1, 2, tzinfo=UTC)
     assert last_watermark(USERS, [], set()) is None
 
 
