@@ -360,7 +360,7 @@ def transform_file(
     file_id = raw.file_id
     outputs: _Outputs | None = None
     # Parts left by an earlier attempt (a retried task) must not mix with this one's.
-    _discard(raw, store, None)
+    _discard(raw, store)
     try:
         plan = plan_header(read_header(open_stream), schema)
         if plan.dropped:
@@ -376,8 +376,9 @@ def transform_file(
         return _reject(raw, str(rejected), store, outputs)
     except (UnicodeDecodeError, pa.ArrowInvalid) as error:
         if "straddling" in str(error) and block_bytes < MAX_BLOCK_BYTES:
-            # One CSV row is longer than a block: start again with larger blocks.
-            _discard(raw, store, outputs)
+            # One CSV row is longer than a block: start again with larger blocks
+            # (the new attempt clears what this one uploaded).
+            _abandon(outputs)
             log.info("%s: a row is longer than %d bytes; reading again in larger blocks", raw.raw_key, block_bytes)
             return transform_file(
                 raw,
@@ -390,9 +391,7 @@ def transform_file(
             )
         return _reject(raw, _describe(error), store, outputs)
     except BaseException:
-        if outputs is not None:
-            for writer in outputs.writers:
-                writer.abandon()
+        _abandon(outputs)
         raise
 
     for row in outputs.examples:
@@ -433,7 +432,7 @@ def process_raw_file(
             raise
         # Replaced while we read it: not ledgered, so the next run takes the new version.
         log.warning("%s changed while being read; it is left for the next run", raw.raw_key)
-        _discard(raw, store, None)
+        _discard(raw, store)
         return FileOutcome(raw.dataset, raw.raw_key, raw.etag, raw.file_id, CHANGED)
 
 
@@ -456,11 +455,15 @@ def _describe(error: Exception) -> str:
     return f"unreadable CSV: {str(error).strip()}"
 
 
-def _discard(raw: RawFile, store: ProcessedStore, outputs: _Outputs | None) -> None:
-    """Drop everything written for this file so far, uploaded parts included."""
+def _abandon(outputs: _Outputs | None) -> None:
+    """Stop every writer; waits for an upload in progress, so nothing lands after it."""
     if outputs is not None:
         for writer in outputs.writers:
-            writer.abandon()  # waits for an upload in progress: nothing lands after the removal
+            writer.abandon()
+
+
+def _discard(raw: RawFile, store: ProcessedStore) -> None:
+    """Remove every part uploaded for this file (its writers must be stopped)."""
     for prefix in (transformed_prefix, validated_prefix, quarantine_prefix):
         store.remove_prefix(prefix(raw.dataset, raw.file_id))
 
