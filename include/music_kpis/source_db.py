@@ -2,10 +2,11 @@
 
 The local stack seeds it from a raw-bucket-shaped folder (the sample-data
 generator's output): ``metadata/users/*.csv`` become rows of ``users`` and
-``metadata/songs/*.csv`` rows of ``tracks``, in the source's own column names
-(docs/metadata-sources.md). Within the folder the last row of a key wins, as
-in the CSV path. A value the source column cannot hold (a non-integer id) is
-left out with a warning; values the pipeline's rules reject (a user aged 7)
+``metadata/songs/*.csv`` rows of ``tracks``, under the first source name each
+column has in include/schemas/sources/rds_postgres.yaml (the mapping the
+extract reads back). Within the folder the last row of a key wins, as in the
+CSV path. A row with a value the source column cannot hold (a non-integer or
+missing id) is left out with a warning; values the pipeline's rules reject (a user aged 7)
 are kept, so validation sees them as it would in production.
 
 Seeding again updates only rows whose values changed, and moves their
@@ -34,6 +35,7 @@ from psycopg2.extras import execute_values
 
 from include.music_kpis.local_stack import PostgresTarget
 from include.music_kpis.metadata_source import SOURCE_CONN_ID, SOURCE_SQL_DIR, render
+from include.music_kpis.schemas import SourceTable, load_schema, load_source_tables
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,6 @@ def _timestamp(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _seconds(milliseconds: str) -> Decimal:
-    return Decimal(int(milliseconds)) / 1000
-
-
 def _boolean(value: str) -> bool | None:
     spelled = value.strip().lower()
     if spelled in {"true", "1"}:
@@ -69,34 +67,39 @@ def _boolean(value: str) -> bool | None:
     raise ValueError(f"not a boolean: {value!r}")
 
 
-# source column -> (raw CSV column, how the source stores it)
-USERS_FROM_CSV: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "user_id": ("user_id", int),
-    "username": ("user_name", _text),
-    "age": ("user_age", _integer),
-    "country": ("user_country", _text),
-    "created_at": ("created_at", _timestamp),
-}
-TRACKS_FROM_CSV: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "track_id": ("track_id", _text),
-    "title": ("track_name", _text),
-    "artist": ("artists", _text),
-    "album": ("album_name", _text),
-    "genre": ("track_genre", _text),
-    "duration": ("duration_ms", _seconds),
-    "popularity": ("popularity", _integer),
-    "explicit": ("explicit", _boolean),
+# How the source stores a CSV value, by the dataset column's schema type.
+_FROM_CSV: dict[str, Callable[[str], Any]] = {
+    "bigint": _integer,
+    "integer": _integer,
+    "text": _text,
+    "boolean": _boolean,
+    "date": _timestamp,
 }
 
 
-def _rows(folder: Path, mapping: dict[str, tuple[str, Callable[[str], Any]]]) -> Iterator[list[Any]]:
+def _unscaled(scale: int) -> Callable[[str], Decimal]:
+    """The inverse of the extract's scaling: duration_ms 183339 is stored as 183.339 (seconds)."""
+    return lambda value: Decimal(int(value)) / scale
+
+
+def _seed_columns(table: SourceTable) -> list[tuple[str, str, Callable[[str], Any]]]:
+    """(source column, CSV column, conversion) per mapped column, under its first source name
+    (the names include/sql/source/seed_schema.sql creates), key first."""
+    types = {column.name: column.type for column in load_schema(table.dataset).columns}
+    return [(c.sources[0], c.name, _unscaled(c.scale) if c.scale else _FROM_CSV[types[c.name]]) for c in table.columns]
+
+
+def _rows(folder: Path, columns: list[tuple[str, str, Callable[[str], Any]]]) -> Iterator[list[Any]]:
     """Rows of every CSV under ``folder`` in key order, converted to the source's columns."""
     for path in sorted(folder.rglob("*.csv"), key=lambda p: p.as_posix().encode()):
         with path.open(encoding="utf-8-sig", newline="") as handle:
             for line, record in enumerate(csv.DictReader(handle), start=2):
                 record = {(k or "").strip().lower(): v for k, v in record.items()}
                 try:
-                    yield [convert(record[column] or "") for column, convert in mapping.values()]
+                    row = [convert(record[name] or "") for _, name, convert in columns]
+                    if row[0] is None:
+                        raise ValueError(f"no {columns[0][1]}")
+                    yield row
                 except (KeyError, ValueError, InvalidOperation) as error:
                     log.warning("%s line %d left out of the source database: %s", path, line, error)
 
@@ -114,14 +117,13 @@ def seed_from_raw_folder(conn: extensions.connection, raw_dir: Path) -> dict[str
     written = {}
     with conn, conn.cursor() as cur:
         cur.execute((SOURCE_SQL_DIR / "seed_schema.sql").read_text(encoding="utf-8"))
-        for table, folder, mapping in (
-            ("users", raw_dir / "metadata" / "users", USERS_FROM_CSV),
-            ("tracks", raw_dir / "metadata" / "songs", TRACKS_FROM_CSV),
-        ):
-            rows = _last_per_key(_rows(folder, mapping)) if folder.is_dir() else []
-            statement = render("seed_upsert.sql", table=table, columns=list(mapping))
+        for table in load_source_tables():
+            columns = _seed_columns(table)
+            folder = raw_dir / load_schema(table.dataset).raw_prefix
+            rows = _last_per_key(_rows(folder, columns)) if folder.is_dir() else []
+            statement = render("seed_upsert.sql", table=table.table, columns=[source for source, _, _ in columns])
             execute_values(cur, statement, rows, page_size=1000)
-            written[table] = len(rows)
+            written[table.table] = len(rows)
     return written
 
 
