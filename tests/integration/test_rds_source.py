@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from include.music_kpis import demo
 from include.music_kpis.local_stack import PostgresTarget
 from include.music_kpis.sample_data import generate
 from include.music_kpis.source_db import seed_from_raw_folder
@@ -34,16 +35,6 @@ def execute(target: PostgresTarget, statement: str, args: tuple = ()) -> None:
     try:
         with conn, conn.cursor() as cur:
             cur.execute(statement, args)
-    finally:
-        conn.close()
-
-
-def query(target: PostgresTarget, statement: str) -> list[tuple]:
-    conn = target.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return cur.fetchall()
     finally:
         conn.close()
 
@@ -154,7 +145,8 @@ def test_changed_source_row_is_upserted_by_the_next_run(
         assert "-since-20191231T235000.000000Z-until-" in key
         changed = {line.split(",")[0] for line in stack.raw_object(key).splitlines()[1:]}
         id_column = "track_id" if table == "tracks" else "user_id"
-        expected = query(source_database, f"SELECT {id_column} FROM {table} WHERE updated_at > '2019-12-31 23:50+00'")
+        since_look_back = f"SELECT {id_column} FROM {table} WHERE updated_at > '2019-12-31 23:50+00'"
+        expected = demo.query(source_database, since_look_back)
         assert changed == {str(value) for (value,) in expected}, key
         assert len(changed) <= 2
     assert stack.query("SELECT track_genre, popularity FROM songs WHERE track_id = %s", (track_id,)) == [(new_genre, 3)]
