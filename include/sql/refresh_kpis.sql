@@ -24,7 +24,7 @@ WHERE p.listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 INSERT INTO genre_kpis
     (listen_date, track_genre, total_plays, unique_listeners, avg_popularity, avg_duration_sec, top_track_id)
 SELECT g.listen_date, g.track_genre, g.total_plays, g.unique_listeners,
-       g.avg_popularity, g.avg_duration_sec, top.track_id
+       g.avg_popularity, g.avg_duration_sec, leading_track.track_id
 FROM (
     SELECT listen_date, track_genre,
            COUNT(*) AS total_plays,
@@ -45,13 +45,13 @@ JOIN (
         FROM tmp_kpi_plays
         GROUP BY listen_date, track_genre, track_id
     ) per_track
-) top
-  ON top.listen_date = g.listen_date AND top.track_genre = g.track_genre AND top.pick = 1;
+) leading_track
+  ON leading_track.listen_date = g.listen_date AND leading_track.track_genre = g.track_genre AND leading_track.pick = 1;
 
 INSERT INTO hourly_kpis
     (listen_date, listen_hour, unique_listeners, total_plays, unique_tracks, track_diversity_index, top_artist)
 SELECT h.listen_date, h.listen_hour, h.unique_listeners, h.total_plays, h.unique_tracks,
-       CAST(h.unique_tracks AS DOUBLE PRECISION) / h.total_plays, top.artists
+       CAST(h.unique_tracks AS DOUBLE PRECISION) / h.total_plays, leading_artist.artists
 FROM (
     SELECT listen_date, listen_hour,
            COUNT(DISTINCT user_id) AS unique_listeners,
@@ -71,7 +71,8 @@ JOIN (
         FROM tmp_kpi_plays
         GROUP BY listen_date, listen_hour, artists
     ) per_artist
-) top
-  ON top.listen_date = h.listen_date AND top.listen_hour = h.listen_hour AND top.pick = 1;
+) leading_artist
+  ON leading_artist.listen_date = h.listen_date AND leading_artist.listen_hour = h.listen_hour
+     AND leading_artist.pick = 1;
 
 DELETE FROM kpi_dirty_dates;
