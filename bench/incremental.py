@@ -28,6 +28,7 @@ from pathlib import Path
 
 import jinja2
 
+from include.music_kpis.migrations import migrate
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.local_stack import PostgresTarget, postgres_server
 from include.music_kpis.warehouse import SQL_DIR, dimension_params, sql_macros
@@ -144,7 +145,9 @@ def run_step(db: PostgresTarget, text: str, explain: bool) -> tuple[float, list[
 def set_up(server: PostgresTarget, rows: int) -> PostgresTarget:
     """A warehouse holding `rows` plays of history with their KPIs, vacuumed, analyzed, checkpointed."""
     db = server.create_database(f"bench_{rows}", drop_first=True)
-    run_sql(db, render("create_tables.sql", "setup"))
+    conn = db.connect()
+    migrate(conn, "postgres")
+    conn.close()
     run_sql(db, HISTORY.format(rows=rows, known_users=KNOWN_USERS))
     run_sql(db, render("refresh_kpis.sql", "setup"))
     # What a warehouse that has been running for a while looks like: vacuumed and

@@ -4,13 +4,14 @@
 Raw `users`, `songs` and `streams` CSVs in the raw bucket become KPI tables in
 the warehouse (Amazon Redshift; PostgreSQL locally):
 
-0. `extract_metadata` (only with `metadata_source = rds_postgres`): users and
+0. `create_tables`: brings the warehouse schema up to date (versioned migrations).
+   `extract_metadata` (only with `metadata_source = rds_postgres`): users and
    tracks from the operational PostgreSQL to CSVs in the raw bucket, one snapshot.
 1. `find_new_files`: raw files whose key and content (ETag) are not in the ledger.
-2. `validate_and_transform` (mapped, one per file): schema rules with
-   awswrangler; Parquet to `validated/` and `transformed/`, bad rows to `quarantine/`.
+2. `validate_and_transform` (mapped, one per file): schema rules in
+   pyarrow; Parquet to `validated/` and `transformed/`, bad rows to `quarantine/`.
 3. `stage_batch` + `copy_to_staging` (mapped, one COPY per file): Parquet into staging.
-4. `upsert_users`, `upsert_songs` (MERGE), `load_streams` (deduplicated append,
+4. `upsert_users`, then `upsert_songs` (MERGE), `load_streams` (deduplicated append,
    unknown users/tracks parked), `record_batch` (ledger): one transaction each.
 5. `refresh_kpis`: `genre_kpis` and `hourly_kpis` for the dates this run touched.
 6. `report_rejected_files`: fails the run, naming each rejected file and why,
@@ -32,6 +33,7 @@ from include.music_kpis import pipeline
 from include.music_kpis.airflow_compat import AirflowFailException
 from include.music_kpis.metadata_source import configured_metadata_source
 from include.music_kpis.operators import S3ParquetToPostgresOperator
+from include.music_kpis.redshift_copy import COPY_OPTIONS
 from include.music_kpis.warehouse import (
     AWS_CONN_ID,
     REDSHIFT_COPY_CONN_ID,
@@ -61,9 +63,9 @@ PROCESSED_BUCKET = "{{ var.value.music_kpis_processed_bucket }}"
     doc_md=__doc__,
 )
 def music_streaming_kpis() -> None:
-    create_tables = SQLExecuteQueryOperator(
-        task_id="create_tables", conn_id=WAREHOUSE_CONN_ID, sql="create_tables.sql", split_statements=True
-    )
+    @task
+    def create_tables() -> None:
+        pipeline.create_tables(BACKEND)
 
     @task
     def find_new_files(ti: Any = None) -> list[dict[str, Any]]:
@@ -81,7 +83,7 @@ def music_streaming_kpis() -> None:
 
     @task(trigger_rule="none_failed")
     def stage_batch(outcomes: list[dict[str, Any]], skipped: list[dict[str, Any]], run_id: Any = None) -> list[dict]:
-        return pipeline.stage_batch(run_id, outcomes, skipped)
+        return pipeline.stage_batch(run_id, outcomes, skipped, REDSHIFT_COPY_CONN_ID if BACKEND == "redshift" else None)
 
     @task
     def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
@@ -99,7 +101,7 @@ def music_streaming_kpis() -> None:
             redshift_conn_id=WAREHOUSE_CONN_ID,
             aws_conn_id=REDSHIFT_COPY_CONN_ID,
             s3_bucket=PROCESSED_BUCKET,
-            copy_options=["FORMAT AS PARQUET"],
+            copy_options=COPY_OPTIONS,
             method="APPEND",
         ).expand_kwargs(copy_jobs)
     else:
@@ -122,11 +124,14 @@ def music_streaming_kpis() -> None:
     record_batch = sql_step("record_batch", "record_batch.sql")
     refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql")
 
+    schema_ready = create_tables()
     if METADATA_SOURCE == "rds_postgres":
-        create_tables >> extract_metadata() >> found
+        schema_ready >> extract_metadata() >> found
     else:
-        create_tables >> found
-    copy_to_staging >> [upsert_users, upsert_songs] >> load_streams >> record_batch >> refresh_kpis
+        schema_ready >> found
+    # One warehouse transaction at a time: upsert_users and upsert_songs both read and
+    # write the ledger, which Redshift's SERIALIZABLE isolation aborts when they overlap.
+    copy_to_staging >> upsert_users >> upsert_songs >> load_streams >> record_batch >> refresh_kpis
     refresh_kpis >> report_rejected_files(outcomes)
 
 

@@ -19,8 +19,8 @@ UPSTREAMS = {
     "stage_batch": {"find_new_files", "validate_and_transform"},
     "copy_to_staging": {"stage_batch"},
     "upsert_users": {"copy_to_staging"},
-    "upsert_songs": {"copy_to_staging"},
-    "load_streams": {"upsert_users", "upsert_songs"},
+    "upsert_songs": {"upsert_users"},
+    "load_streams": {"upsert_songs"},
     "record_batch": {"load_streams"},
     "refresh_kpis": {"record_batch"},
     "report_rejected_files": {"refresh_kpis", "validate_and_transform"},
@@ -74,7 +74,6 @@ def test_mapping(dag) -> None:
 def test_sql_steps_are_sql_files(dag) -> None:
     steps = {t.task_id: t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator)}
     assert set(steps) == {
-        "create_tables",
         "upsert_users",
         "upsert_songs",
         "load_streams",

@@ -591,7 +591,7 @@ def test_dockerignore_keeps_secrets_out_and_the_project_in():
         ".env.example",
         "dags/music_streaming_kpis.py",
         "include/music_kpis/pipeline.py",
-        "include/sql/create_tables.sql",
+        "include/sql/migrations/0001_create_tables.sql",
         "include/schemas/streams.yaml",
     ):
         assert not dockerignored(path), path

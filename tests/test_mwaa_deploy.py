@@ -127,7 +127,7 @@ def test_bucket_is_laid_out_as_mwaa_expects_and_the_environment_gets_the_require
         "dags/include/__init__.py",
         "dags/include/music_kpis/__init__.py",
         "dags/include/music_kpis/warehouse.py",
-        "dags/include/sql/create_tables.sql",
+        "dags/include/sql/migrations/0001_create_tables.sql",
         "dags/include/schemas/songs.yaml",
     ):
         assert key in uploaded
@@ -203,7 +203,7 @@ print(json.dumps({
     sql_dir = Path(found["sql_dir"])
     assert sql_dir == tree / "include" / "sql"
     assert found["sql_files"] == sorted(p.name for p in (PROJECT_DIR / "include/sql").glob("*.sql"))
-    assert "create_tables.sql" in found["sql_files"]
+    assert "load_streams.sql" in found["sql_files"]
     assert Path(found["schema_dir"]) == tree / "include" / "schemas"
     assert found["songs_key"] == "track_id"
 

@@ -16,6 +16,7 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from sqlglot import exp
 
 from include.music_kpis.files import batch_id_for, transformed_prefix
+from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, statements
 from tests.test_dag_integrity import load_dag
 
 RUN_ID = "scheduled__2026-11-22T00:00:00+00:00"
@@ -25,12 +26,18 @@ def rendered_steps(monkeypatch: pytest.MonkeyPatch, backend: str) -> dict[str, l
     """task_id -> statements, rendered through the DAG's own Jinja environment."""
     dag = load_dag(monkeypatch, backend)
     env = dag.get_template_env()
-    steps = {}
+    # create_tables applies the schema migrations; rendered all of them, as on a new warehouse.
+    steps = {"create_tables": all_migration_statements(backend)}
     for task in dag.tasks:
         if isinstance(task, SQLExecuteQueryOperator):
             text = env.from_string(task.sql).render(run_id=RUN_ID, params=task.params.dump())
             steps[task.task_id] = DbApiHook.split_sql_string(text)
     return steps
+
+
+def all_migration_statements(backend: str) -> list[str]:
+    names = [VERSION_TABLE_SQL, *(m.template for m in all_migrations())]
+    return [s for name in names for s in statements(name, backend)]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,11 @@ PROCESSED_BUCKET = "music-streaming-processed"
 MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+# Redshift provisioned clusters run every transaction SERIALIZABLE (write skew aborts
+# with ERROR 1023); the local warehouse does too, so such faults show here first.
+SERIALIZABLE = "-c default_transaction_isolation=serializable"
+
+
 @dataclass(frozen=True)
 class PostgresTarget:
     """Where a PostgreSQL database is: host is a hostname or a Unix socket directory."""
@@ -43,7 +48,12 @@ class PostgresTarget:
 
     def connect(self, dbname: str | None = None) -> psycopg2.extensions.connection:
         return psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname or self.dbname
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname or self.dbname,
+            options=SERIALIZABLE,
         )
 
     def with_database(self, dbname: str) -> PostgresTarget:
@@ -58,6 +68,7 @@ class PostgresTarget:
                 "login": self.user,
                 "password": self.password,
                 "schema": self.dbname,
+                "extra": {"options": SERIALIZABLE},
             }
         )
 

@@ -19,7 +19,9 @@ from airflow.sdk import Variable
 from include.music_kpis.airflow_compat import BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, raw_files_under, transformed_prefix
 from include.music_kpis.metadata_source import SOURCE_CONN_ID, extract_tables
+from include.music_kpis.migrations import migrate
 from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
+from include.music_kpis.redshift_copy import check_copy_connection
 from include.music_kpis.schemas import load_schema, load_source_tables
 from include.music_kpis.warehouse import AWS_CONN_ID, SQL_DIR, WAREHOUSE_CONN_ID
 
@@ -50,6 +52,15 @@ def wrangler_session(aws_conn_id: str = AWS_CONN_ID) -> boto3.Session:
     if endpoint:  # moto or MinIO locally; unset on AWS
         wr.config.s3_endpoint_url = endpoint
     return hook.get_session()
+
+
+def create_tables(backend: str) -> None:
+    """Bring the warehouse schema up to date (include/sql/migrations)."""
+    conn = BaseHook.get_hook(WAREHOUSE_CONN_ID).get_conn()
+    try:
+        migrate(conn, backend)
+    finally:
+        conn.close()
 
 
 def find_new_files() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -105,9 +116,19 @@ def _all(items: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 
 def stage_batch(
-    run_id: str, outcomes: Sequence[dict[str, Any]] | None, skipped: list[dict[str, Any]]
+    run_id: str,
+    outcomes: Sequence[dict[str, Any]] | None,
+    skipped: list[dict[str, Any]],
+    copy_conn_id: str | None = None,
 ) -> list[dict[str, str]]:
-    """Write the batch manifest; return one COPY job per accepted file, plus the manifest."""
+    """Write the batch manifest; return one COPY job per accepted file with rows, plus the manifest.
+
+    copy_conn_id: the connection Redshift COPY uses (Redshift backend), checked before any COPY runs.
+    An accepted file without a good row (header only, or every row quarantined) gets no COPY job:
+    its manifest row alone records it in the ledger.
+    """
+    if copy_conn_id:
+        check_copy_connection(copy_conn_id)
     settings = RuntimeSettings.from_variables()
     batch = [FileOutcome(**o) for o in _all(outcomes)]
     batch += [FileOutcome(**f, file_id=RawFile(**f).file_id, outcome=SKIPPED) for f in skipped]
@@ -115,7 +136,7 @@ def stage_batch(
     jobs = [
         {"table": load_schema(o.dataset).staging_table, "s3_key": transformed_prefix(o.dataset, o.file_id)}
         for o in batch
-        if o.outcome == ACCEPTED
+        if o.outcome == ACCEPTED and o.rows_read > o.rows_quarantined
     ]
     return [*jobs, {"table": "stg_files", "s3_key": manifest}]
 

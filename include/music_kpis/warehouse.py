@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.schemas import load_schema
 
@@ -31,14 +33,28 @@ def sql_macros(backend: str) -> dict[str, Any]:
     """Jinja macros the SQL files use (the DAG's user_defined_macros)."""
     if backend not in BACKENDS:
         raise ValueError(f"{BACKEND_VARIABLE} must be one of {BACKENDS}, not {backend!r}")
+    redshift = backend == "redshift"
     return {
         "backend": backend,
         "batch_id_for": batch_id_for,
         # Ties in KPIs go to the smallest value in byte order. Redshift compares
         # VARCHAR bytewise already; PostgreSQL needs the C collation for that.
-        "byte_order": "" if backend == "redshift" else 'COLLATE "C"',
-        "now": "GETDATE()" if backend == "redshift" else "CURRENT_TIMESTAMP",
+        "byte_order": "" if redshift else 'COLLATE "C"',
+        "now": "GETDATE()" if redshift else "CURRENT_TIMESTAMP",
+        # Column encodings on Redshift (docs/warehouse-design.md): AZ64 for integers,
+        # dates and timestamps, ZSTD for text, doubles and booleans, RAW for the first
+        # sort key column, whose zone maps range-restricted scans rely on.
+        "az64": " ENCODE AZ64" if redshift else "",
+        "zstd": " ENCODE ZSTD" if redshift else "",
+        "raw": " ENCODE RAW" if redshift else "",
     }
+
+
+def sql_environment(backend: str) -> jinja2.Environment:
+    """The SQL files' Jinja environment outside a DAG run (the DAG's has the same macros)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined)
+    env.globals.update(sql_macros(backend))
+    return env
 
 
 def dimension_params(dataset: str) -> dict[str, Any]:
@@ -50,6 +66,7 @@ def dimension_params(dataset: str) -> dict[str, Any]:
         "key": schema.key[0],
         "columns": [name for name, _ in schema.warehouse_columns],
         "kpi_columns": kpi_columns.get(dataset, []),
+        "play_dates": "song_play_dates",
     }
 
 

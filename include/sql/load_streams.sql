@@ -64,6 +64,17 @@ FROM tmp_plays t
 WHERE EXISTS (SELECT 1 FROM users u WHERE u.user_id = t.user_id)
   AND EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id);
 
+-- The songs' play dates that this batch adds, found in the fact table within
+-- the batch's dates (before its plays go in), so the cost follows the batch.
+INSERT INTO song_play_dates (track_id, listen_date)
+SELECT DISTINCT l.track_id, l.listen_date
+FROM tmp_loadable l
+WHERE NOT EXISTS (
+        SELECT 1 FROM streams s
+        WHERE s.listen_date IN (SELECT DISTINCT listen_date FROM tmp_loadable)
+          AND s.listen_date = l.listen_date
+          AND s.track_id = l.track_id);
+
 -- In key order: new index entries land page after page within the batch's
 -- dates instead of at random.
 INSERT INTO streams ({{ play }})

@@ -2,7 +2,8 @@
 -- transaction. Newest value wins: the last row of a file, the last file in key
 -- (byte) order, and a later batch over an earlier one.
 -- params: dataset, key, columns (the warehouse column list, from the schema),
--- kpi_columns (columns KPIs read: a change there marks the plays' dates dirty).
+-- kpi_columns (columns KPIs read: a change there marks the plays' dates dirty),
+-- play_dates (the table of each key's play dates, with kpi_columns).
 {%- set dataset = params.dataset %}
 {%- set batch = batch_id_for(run_id) %}
 {%- set cols = params.columns %}
@@ -25,10 +26,11 @@ WHERE pick = 1;
 {%- if params.kpi_columns %}
 
 -- Dates with plays of rows whose KPI columns change (to or from NULL too)
--- must be recomputed.
+-- must be recomputed. They come from {{ params.play_dates }}, not the fact table:
+-- Redshift has no index to find a key's plays, so that join read the whole history.
 INSERT INTO kpi_dirty_dates (listen_date)
 SELECT DISTINCT p.listen_date
-FROM streams p
+FROM {{ params.play_dates }} p
 JOIN tmp_{{ dataset }}_source src ON src."{{ params.key }}" = p."{{ params.key }}"
 JOIN {{ dataset }} cur ON cur."{{ params.key }}" = src."{{ params.key }}"
 WHERE ({% for c in params.kpi_columns %}

@@ -1,13 +1,10 @@
--- Warehouse tables, created if absent (idempotent). Column lists must agree
--- with include/schemas/*.yaml: tests/test_schemas_ddl.py checks it.
--- Redshift-only clauses (DISTSTYLE, DISTKEY, SORTKEY, ENCODE) and PostgreSQL-only
--- indexes are templated on `backend`; see docs/warehouse-design.md.
--- Column encodings on Redshift: AZ64 for integers, dates and timestamps, ZSTD
--- for text, doubles and booleans (AZ64 does not take them), RAW for the first
--- sort key column, whose zone maps range-restricted scans rely on.
-{%- set az64 = ' ENCODE AZ64' if backend == 'redshift' else '' %}
-{%- set zstd = ' ENCODE ZSTD' if backend == 'redshift' else '' %}
-{%- set raw = ' ENCODE RAW' if backend == 'redshift' else '' %}
+-- Version 1: the warehouse tables as they stood when schema versions began.
+-- Created if absent, so a warehouse made before versioning is adopted as it
+-- is; later migrations bring it to date. Column lists agree with
+-- include/schemas/*.yaml (tests/test_schemas_ddl.py).
+-- Redshift-only clauses (DISTSTYLE, DISTKEY, SORTKEY, and the ENCODE macros
+-- az64, zstd and raw) and PostgreSQL-only indexes are templated on `backend`;
+-- see docs/warehouse-design.md.
 
 -- Dimensions: small, copied to every Redshift node. Age, country, popularity
 -- and the explicit flag may be unknown when users and tracks come from an
@@ -209,27 +206,4 @@ CREATE INDEX IF NOT EXISTS stg_users_file_idx ON stg_users (file_id);
 CREATE INDEX IF NOT EXISTS stg_songs_file_idx ON stg_songs (file_id);
 CREATE INDEX IF NOT EXISTS stg_streams_file_idx ON stg_streams (file_id);
 CREATE INDEX IF NOT EXISTS stg_files_batch_idx ON stg_files (batch_id);
-
--- Warehouses created before the key led with listen_date get the new key once
--- (a rebuild of the index); the separate listen_date index it replaces goes.
-DO $$
-DECLARE
-    pkey record;
-BEGIN
-    SELECT conname, pg_get_constraintdef(oid) AS def INTO pkey
-    FROM pg_constraint WHERE conrelid = 'streams'::regclass AND contype = 'p';
-    IF pkey.def <> 'PRIMARY KEY (listen_date, user_id, track_id, listen_time)' THEN
-        EXECUTE format(
-            'ALTER TABLE streams DROP CONSTRAINT %I, ADD PRIMARY KEY (listen_date, user_id, track_id, listen_time)',
-            pkey.conname);
-    END IF;
-END
-$$;
-DROP INDEX IF EXISTS streams_listen_date_idx;
-
--- Warehouses created before users and tracks could come from an operational
--- database: the values such a source may lack become nullable (a no-op after).
-ALTER TABLE users ALTER COLUMN user_age DROP NOT NULL, ALTER COLUMN user_country DROP NOT NULL;
-ALTER TABLE songs ALTER COLUMN popularity DROP NOT NULL, ALTER COLUMN "explicit" DROP NOT NULL;
-ALTER TABLE genre_kpis ALTER COLUMN avg_popularity DROP NOT NULL;
 {% endif %}

@@ -1,0 +1,83 @@
+"""Versioned warehouse schema: include/sql/migrations/NNNN_<name>.sql, applied in order.
+
+The warehouse records the versions it has in ``schema_migrations``. The DAG's
+``create_tables`` task applies the missing ones, each in one transaction together
+with its version row, so a warehouse of any earlier version (or one made before
+versions were recorded) is brought up to date, and a second run changes nothing.
+The same files serve Redshift and PostgreSQL; the few clauses that differ are
+templated on ``backend`` like the other SQL files.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+from include.music_kpis.warehouse import SQL_DIR, sql_environment
+
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+VERSION_TABLE_SQL = "migrations/_schema_migrations.sql"
+_FILE_NAME = re.compile(r"(\d{4})_(\w+)\.sql")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, order=True)
+class Migration:
+    version: int
+    name: str
+
+    @property
+    def template(self) -> str:
+        return f"migrations/{self.version:04d}_{self.name}.sql"
+
+
+def all_migrations() -> list[Migration]:
+    """Every migration file, by version (versions are 1, 2, 3, ... without gaps)."""
+    found = sorted(
+        Migration(int(m.group(1)), m.group(2))
+        for path in MIGRATIONS_DIR.glob("*.sql")
+        if (m := _FILE_NAME.fullmatch(path.name))
+    )
+    if [m.version for m in found] != list(range(1, len(found) + 1)):
+        raise ValueError(f"migration versions must run 1..n without gaps: {[m.version for m in found]}")
+    return found
+
+
+def statements(template: str, backend: str) -> list[str]:
+    """The statements of one SQL file as the backend runs them."""
+    text = sql_environment(backend).get_template(template).render()
+    return DbApiHook.split_sql_string(text)
+
+
+def migrate(conn: Any, backend: str) -> list[Migration]:
+    """Apply the migrations the warehouse lacks, each in one transaction; return those applied."""
+    applied = []
+    try:
+        with conn.cursor() as cur:
+            for statement in statements(VERSION_TABLE_SQL, backend):
+                cur.execute(statement)
+            conn.commit()
+            cur.execute("SELECT version FROM schema_migrations")
+            present = {row[0] for row in cur.fetchall()}
+            conn.commit()
+            for migration in all_migrations():
+                if migration.version in present:
+                    continue
+                for statement in statements(migration.template, backend):
+                    cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+                conn.commit()
+                log.info("Warehouse schema migrated to version %d (%s)", migration.version, migration.name)
+                applied.append(migration)
+    except BaseException:
+        conn.rollback()
+        raise
+    return applied
