@@ -16,7 +16,7 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from sqlglot import exp
 
 from include.music_kpis.files import batch_id_for, transformed_prefix
-from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, statements
+from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, rendered_statements
 from tests.test_dag_integrity import load_dag
 
 RUN_ID = "scheduled__2026-11-22T00:00:00+00:00"
@@ -37,7 +37,7 @@ def rendered_steps(monkeypatch: pytest.MonkeyPatch, backend: str) -> dict[str, l
 
 def all_migration_statements(backend: str) -> list[str]:
     names = [VERSION_TABLE_SQL, *(m.template for m in all_migrations())]
-    return [s for name in names for s in statements(name, backend)]
+    return [s for name in names for s in rendered_statements(name, backend)]
 
 
 @pytest.fixture(scope="module")

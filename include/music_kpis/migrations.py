@@ -48,7 +48,7 @@ def all_migrations() -> list[Migration]:
     return found
 
 
-def statements(template: str, backend: str) -> list[str]:
+def rendered_statements(template: str, backend: str) -> list[str]:
     """The statements of one SQL file as the backend runs them."""
     text = sql_environment(backend).get_template(template).render()
     return DbApiHook.split_sql_string(text)
@@ -59,7 +59,7 @@ def migrate(conn: Any, backend: str) -> list[Migration]:
     applied = []
     try:
         with conn.cursor() as cur:
-            for statement in statements(VERSION_TABLE_SQL, backend):
+            for statement in rendered_statements(VERSION_TABLE_SQL, backend):
                 cur.execute(statement)
             conn.commit()
             cur.execute("SELECT version FROM schema_migrations")
@@ -68,7 +68,7 @@ def migrate(conn: Any, backend: str) -> list[Migration]:
             for migration in all_migrations():
                 if migration.version in present:
                     continue
-                for statement in statements(migration.template, backend):
+                for statement in rendered_statements(migration.template, backend):
                     cur.execute(statement)
                 cur.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
