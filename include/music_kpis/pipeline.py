@@ -22,8 +22,16 @@ from include.music_kpis.metadata_source import SOURCE_CONN_ID, extract_tables
 from include.music_kpis.migrations import migrate
 from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
 from include.music_kpis.redshift_copy import check_copy_connection
-from include.music_kpis.schemas import load_schema, load_source_tables
+from include.music_kpis.schemas import all_schemas, load_schema, load_source_tables
 from include.music_kpis.warehouse import AWS_CONN_ID, SQL_DIR, WAREHOUSE_CONN_ID
+
+# The staging table of the batch manifest (one row per raw file the batch saw).
+MANIFEST_TABLE = "stg_files"
+
+
+def staging_tables() -> set[str]:
+    """Every table copy_to_staging may COPY into."""
+    return {schema.staging_table for schema in all_schemas()} | {MANIFEST_TABLE}
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,7 @@ def stage_batch(
         for o in batch
         if o.outcome == ACCEPTED and o.rows_read > o.rows_quarantined
     ]
-    return [*jobs, {"table": "stg_files", "s3_key": manifest}]
+    return [*jobs, {"table": MANIFEST_TABLE, "s3_key": manifest}]
 
 
 def rejection_report(outcomes: Sequence[dict[str, Any]] | None) -> str | None:

@@ -1,0 +1,362 @@
+"""The Redshift gate: what Redshift would refuse fails here first, without Redshift.
+
+Every statement of every Redshift rendering (each SQL task and the schema
+migrations, for both metadata sources, and the lookups the Python tasks run)
+must pass two independent parsers and the rules Redshift's own documentation
+states; each rule names its page of the Amazon Redshift Database Developer
+Guide. docs/redshift.md lists them with the faults they guard against.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+from pathlib import Path
+
+import psycopg2
+import pytest
+import sqlglot
+from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from sqlfluff.core import FluffConfig, Linter
+from sqlglot import exp
+
+from include.music_kpis.airflow_compat import AirflowFailException
+from include.music_kpis.files import transformed_prefix
+from include.music_kpis.migrations import migrate
+from include.music_kpis.pipeline import staging_tables
+from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
+from include.music_kpis.warehouse import REDSHIFT_COPY_CONN_ID, SQL_DIR
+from tests.test_dag_integrity import load_dag
+from tests.test_redshift_rendering import rendered_steps
+
+METADATA_SOURCES = ("s3_csv", "rds_postgres")
+# SQL files the Python tasks run on the warehouse (find_new_files, extract_metadata).
+WAREHOUSE_LOOKUPS = ("select_ledger.sql", "select_rejected_files.sql")
+RESERVED_WORDS = frozenset(
+    word
+    for line in (Path(__file__).parent / "redshift_reserved_words.txt").read_text().splitlines()
+    if not line.startswith("#")
+    for word in line.split()
+)
+
+
+def redshift_renderings() -> dict[str, list[str]]:
+    """'<metadata source>/<task or file>' -> statements, as Redshift would receive them."""
+    renderings = {}
+    for source in METADATA_SOURCES:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", source)
+            for task_id, statements in rendered_steps(mp, "redshift").items():
+                renderings[f"{source}/{task_id}"] = statements
+    for name in WAREHOUSE_LOOKUPS:
+        renderings[name] = [(SQL_DIR / name).read_text()]
+    return renderings
+
+
+RENDERINGS = redshift_renderings()
+STATEMENTS = [
+    pytest.param(statement, id=f"{name}#{i}")
+    for name, statements in RENDERINGS.items()
+    for i, statement in enumerate(statements)
+]
+
+
+def test_every_rendering_is_checked() -> None:
+    tasks = {name.split("/", 1)[1] for name in RENDERINGS if "/" in name}
+    assert {"create_tables", "upsert_users", "upsert_songs", "load_streams", "record_batch", "refresh_kpis"} <= tasks
+    assert all(RENDERINGS.values())
+
+
+# --- 1. Two parsers -------------------------------------------------------------------------------
+
+logging.getLogger("sqlfluff").setLevel(logging.WARNING)
+_SQLFLUFF = Linter(config=FluffConfig(overrides={"dialect": "redshift", "templater": "raw"}))
+
+
+def unparsable_sections(statement: str) -> list[str]:
+    """sqlfluff's Redshift dialect: the sections it could not parse (none for valid Redshift SQL)."""
+    parsed = _SQLFLUFF.parse_string(statement)
+    if parsed.tree is None:
+        return [v.desc() for v in parsed.violations] or ["no parse tree"]
+    return [segment.raw for segment in parsed.tree.recursive_crawl("unparsable")] + [
+        v.desc() for v in parsed.violations
+    ]
+
+
+@pytest.mark.parametrize("statement", STATEMENTS)
+def test_parses_in_sqlfluff_redshift_dialect(statement: str) -> None:
+    assert unparsable_sections(statement) == []
+
+
+@pytest.mark.parametrize("statement", STATEMENTS)
+def test_parses_in_sqlglot_redshift_dialect(statement: str) -> None:
+    (tree,) = sqlglot.parse(statement, read="redshift", error_level=sqlglot.ErrorLevel.RAISE)
+    assert not isinstance(tree, exp.Command), f"sqlglot could not parse: {statement[:200]}"
+
+
+def test_sqlfluff_finds_a_reserved_alias() -> None:
+    """The parser check is strict where sqlglot is lenient: TOP as an alias (the fault it guards)."""
+    statement = "SELECT g.x, top.x FROM (SELECT 1 AS x) g JOIN (SELECT 1 AS x) top ON top.x = g.x"
+    assert sqlglot.parse_one(statement, read="redshift")
+    assert unparsable_sections(statement)
+
+
+# --- 2. Reserved words ("Reserved words") ----------------------------------------------------------
+
+
+def unquoted_reserved_identifiers(statement: str) -> set[str]:
+    tree = sqlglot.parse_one(statement, read="redshift")
+    return {
+        ident.name
+        for ident in tree.find_all(exp.Identifier)
+        if not ident.args.get("quoted") and ident.name.upper() in RESERVED_WORDS
+    }
+
+
+@pytest.mark.parametrize("statement", STATEMENTS)
+def test_no_unquoted_identifier_is_a_reserved_word(statement: str) -> None:
+    assert unquoted_reserved_identifiers(statement) == set()
+
+
+def test_reserved_word_check_finds_unquoted_ones() -> None:
+    assert unquoted_reserved_identifiers(
+        'SELECT g.x, top.x, "explicit", explicit FROM t g JOIN u top ON top.x = g.x'
+    ) == {
+        "top",
+        "explicit",
+    }
+    assert "TOP" in RESERVED_WORDS and "EXPLICIT" in RESERVED_WORDS and len(RESERVED_WORDS) > 150
+
+
+# --- 3. Statements Redshift refuses or that break the one-transaction rule -----------------------
+
+FORBIDDEN = {
+    # "ALTER TABLE": a column's NOT NULL cannot be changed; the table is rebuilt (deep copy) instead.
+    "ALTER COLUMN ... DROP/SET NOT NULL (ALTER TABLE)": r"\bALTER\s+COLUMN\s+\S+\s+(DROP|SET)\s+NOT\s+NULL\b",
+    # "TRUNCATE": it commits the open transaction, so a step would no longer be all or nothing.
+    "TRUNCATE (TRUNCATE commits the transaction)": r"\bTRUNCATE\b",
+    # "ALTER TABLE": ALTER COLUMN TYPE and APPEND cannot run inside a transaction block.
+    "ALTER COLUMN ... TYPE (ALTER TABLE)": r"\bALTER\s+COLUMN\s+\S+\s+TYPE\b",
+    "ALTER TABLE APPEND (ALTER TABLE APPEND)": r"\bALTER\s+TABLE\s+\S+\s+APPEND\b",
+    # "VACUUM": cannot run inside a transaction block.
+    "VACUUM (VACUUM)": r"\bVACUUM\b",
+}
+
+
+@pytest.mark.parametrize("rule", list(FORBIDDEN))
+def test_no_statement_redshift_refuses_in_a_transaction(rule: str) -> None:
+    pattern = re.compile(FORBIDDEN[rule], re.IGNORECASE)
+    for name, statements in RENDERINGS.items():
+        for statement in statements:
+            code = re.sub(r"--[^\n]*", "", statement)
+            assert not pattern.search(code), f"{name}: {rule}: {statement[:200]}"
+
+
+# --- 4. COPY from Parquet ("COPY from columnar data formats") -------------------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/music-kpis-redshift-copy"
+# The connection shapes the docs describe for music_kpis_redshift_copy, and the credentials
+# S3ToRedshiftOperator falls back to without a role (keys, and keys with a session token).
+COPY_CONNECTIONS = {
+    "role_arn extra": {"conn_type": "aws", "extra": {"role_arn": ROLE}},
+    "access keys": {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "secret-example"},
+    "session credentials": {
+        "conn_type": "aws",
+        "login": "AKIDEXAMPLE",
+        "password": "secret-example",
+        "extra": {"aws_session_token": "token-example"},
+    },
+}
+
+
+def copy_parameters(statement: str) -> tuple[str, list[str]]:
+    """(data format, parameter keywords) of a COPY statement; quoted values are dropped."""
+    normalized = " ".join(statement.split()).rstrip(";").strip()
+    match = re.fullmatch(r"COPY \S+ FROM '[^']*' (.*)", normalized, re.IGNORECASE)
+    assert match, normalized
+    options = re.sub(r"'[^']*'", "", match.group(1))
+    fmt = re.search(r"\bFORMAT\s+AS\s+(\w+)", options, re.IGNORECASE)
+    keywords = re.sub(r"\bFORMAT\s+AS\s+\w+", "", options, flags=re.IGNORECASE).split()
+    return (fmt.group(1).upper() if fmt else ""), [k.upper() for k in keywords]
+
+
+def captured_copy(monkeypatch: pytest.MonkeyPatch, connection: dict) -> str:
+    """The COPY the DAG's mapped copy_to_staging sends for one file, captured at the hook."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{REDSHIFT_COPY_CONN_ID.upper()}", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET", "music-processed")
+    captured: list = []
+    monkeypatch.setattr(RedshiftSQLHook, "run", lambda self, sql, autocommit=False, **kw: captured.append(sql))
+    mapped = load_dag(monkeypatch, "redshift").get_task("copy_to_staging")
+    job = {"table": "stg_streams", "s3_key": transformed_prefix("streams", "0123456789abcdef0123456789abcdef")}
+    operator = S3ToRedshiftOperator(task_id="copy_one", **{**mapped.partial_kwargs, **job})
+    operator.render_template_fields({"var": {"value": _Variables()}})
+    operator.execute(context={})
+    (statement,) = captured
+    return statement
+
+
+@pytest.mark.parametrize("shape", list(COPY_CONNECTIONS))
+def test_copy_uses_only_parameters_allowed_for_parquet(monkeypatch: pytest.MonkeyPatch, shape: str) -> None:
+    fmt, keywords = copy_parameters(captured_copy(monkeypatch, COPY_CONNECTIONS[shape]))
+    assert fmt == "PARQUET"
+    assert keywords and set(keywords) <= COLUMNAR_COPY_PARAMETERS, keywords
+
+
+def test_copy_check_rejects_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the check sees when a copy connection has a region extra (the fault it guards)."""
+    connection = {"conn_type": "aws", "extra": {"role_arn": ROLE, "region": "eu-west-1"}}
+    _, keywords = copy_parameters(captured_copy(monkeypatch, connection))
+    assert "REGION" in keywords and not set(keywords) <= COLUMNAR_COPY_PARAMETERS
+
+
+def test_region_extra_fails_before_any_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stage_batch, which every COPY waits for, names the connection and the reason."""
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{REDSHIFT_COPY_CONN_ID.upper()}",
+        json.dumps({"conn_type": "aws", "extra": {"role_arn": ROLE, "region": "eu-west-1"}}),
+    )
+    dag = load_dag(monkeypatch, "redshift")
+    assert "stage_batch" in dag.get_task("copy_to_staging").upstream_task_ids
+    stage_batch = dag.get_task("stage_batch").python_callable
+    with pytest.raises(AirflowFailException, match=rf"{REDSHIFT_COPY_CONN_ID}.*'region'.*REGION"):
+        stage_batch(outcomes=[], skipped=[], run_id="manual__2026-11-24")
+
+
+# --- 5. No two concurrent transactions on one table ("Isolation levels in Amazon Redshift") --------
+
+
+def table_access(statements: list[str]) -> tuple[set[str], set[str]]:
+    """(tables read, tables written) by one task's statements; its own temp tables left out."""
+    reads: set[str] = set()
+    writes: set[str] = set()
+    temp: set[str] = set()
+    for statement in statements:
+        tree = sqlglot.parse_one(statement, read="redshift")
+        properties = tree.args["properties"].expressions if tree.args.get("properties") else []
+        if isinstance(tree, exp.Create) and any(isinstance(p, exp.TemporaryProperty) for p in properties):
+            temp.add(tree.this.this.name if isinstance(tree.this, exp.Schema) else tree.this.name)
+        target = tree.this if isinstance(tree, exp.Insert | exp.Delete | exp.Update | exp.Merge) else None
+        if isinstance(tree, exp.Create | exp.Drop | exp.Alter):
+            target = tree.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if isinstance(target, exp.Table):
+            writes.add(target.name)
+        reads |= {table.name for table in tree.find_all(exp.Table)}
+    return reads - temp, writes - temp
+
+
+def warehouse_access(dag) -> dict[str, tuple[set[str], set[str]] | None]:
+    """task_id -> (reads, writes); None where a task may touch any table (a Python task)."""
+    steps = rendered_steps_of(dag)
+    access: dict[str, tuple[set[str], set[str]] | None] = {}
+    for task in dag.tasks:
+        if task.task_id in steps:
+            access[task.task_id] = table_access(steps[task.task_id])
+        elif task.task_id == "copy_to_staging":
+            access[task.task_id] = (set(), staging_tables())  # COPY appends; it reads no table
+        else:
+            access[task.task_id] = None
+    return access
+
+
+def rendered_steps_of(dag) -> dict[str, list[str]]:
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+    env = dag.get_template_env()
+    return {
+        task.task_id: DbApiHook.split_sql_string(
+            env.from_string(task.sql).render(run_id="scheduled__2026-11-22T00:00:00+00:00", params=task.params.dump())
+        )
+        for task in dag.tasks
+        if isinstance(task, SQLExecuteQueryOperator)
+    }
+
+
+def concurrent_conflicts(dag, access: dict) -> list[str]:
+    """Pairs of tasks with no path between them that touch a common table, one of them writing."""
+    conflicts = []
+    for a, b in itertools.combinations(sorted(access), 2):
+        ta, tb = dag.get_task(a), dag.get_task(b)
+        if b in ta.get_flat_relative_ids(upstream=False) or a in tb.get_flat_relative_ids(upstream=False):
+            continue  # one runs after the other
+        if access[a] is None or access[b] is None:
+            conflicts.append(f"{a} || {b}: a Python task may touch any table")
+            continue
+        (ra, wa), (rb, wb) = access[a], access[b]
+        shared = (wa & (rb | wb)) | (wb & ra)
+        if shared:
+            conflicts.append(f"{a} || {b}: {sorted(shared)}")
+    return conflicts
+
+
+@pytest.mark.parametrize("source", METADATA_SOURCES)
+def test_tasks_that_can_run_at_once_share_no_table(monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", source)
+    dag = load_dag(monkeypatch, "redshift")
+    assert concurrent_conflicts(dag, warehouse_access(dag)) == []
+
+
+def test_concurrency_check_finds_parallel_upserts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shape of the fault it guards: both upserts read and write the ledger."""
+    dag = load_dag(monkeypatch, "redshift")
+    access = warehouse_access(dag)
+    reads_users, writes_users = access["upsert_users"]
+    reads_songs, writes_songs = access["upsert_songs"]
+    assert "etl_file_ledger" in reads_users & writes_users & reads_songs & writes_songs
+    dag.get_task("upsert_songs").upstream_task_ids.discard("upsert_users")
+    dag.get_task("upsert_users").downstream_task_ids.discard("upsert_songs")
+    dag.get_task("upsert_songs").set_upstream(dag.get_task("copy_to_staging"))
+    assert any("etl_file_ledger" in c for c in concurrent_conflicts(dag, access))
+
+
+# --- 6. The local warehouse runs SERIALIZABLE, like a provisioned cluster -------------------------
+
+
+@pytest.mark.integration
+def test_dag_warehouse_connection_is_serializable(stack) -> None:
+    from include.music_kpis.airflow_compat import BaseHook
+    from include.music_kpis.warehouse import WAREHOUSE_CONN_ID
+
+    (level,) = BaseHook.get_hook(WAREHOUSE_CONN_ID).get_first("SHOW transaction_isolation")
+    assert level == "serializable"
+
+
+@pytest.mark.integration
+def test_write_skew_aborts_locally_as_on_redshift(warehouse) -> None:
+    """Two transactions that each read the ledger and then add to it, as the two upserts did."""
+    setup = warehouse.connect()
+    migrate(setup, "postgres")
+    setup.close()
+    first, second = warehouse.connect(), warehouse.connect()
+    insert = (
+        "INSERT INTO etl_file_ledger (file_id, dataset, raw_key, etag, outcome, rows_read, rows_quarantined,"
+        " batch_id) SELECT %s, 'users', 'k', 'e', 'loaded', 1, 0, 'b' WHERE %s NOT IN (SELECT file_id FROM"
+        " etl_file_ledger)"
+    )
+    try:
+        with first.cursor() as a, second.cursor() as b:
+            a.execute("SELECT count(*) FROM etl_file_ledger")
+            b.execute("SELECT count(*) FROM etl_file_ledger")
+            a.execute(insert, ("f1", "f1"))
+            b.execute(insert, ("f2", "f2"))
+            first.commit()
+            with pytest.raises(psycopg2.errors.SerializationFailure):
+                b.execute("SELECT count(*) FROM etl_file_ledger")
+                second.commit()
+    finally:
+        first.close()
+        second.close()
+
+
+class _Variables:
+    """Template accessor `var.value.<name>` reading AIRFLOW_VAR_* like Airflow does."""
+
+    def __getattr__(self, name: str) -> str:
+        import os
+
+        return os.environ[f"AIRFLOW_VAR_{name.upper()}"]
