@@ -203,7 +203,7 @@ def test_copy_statement_for_a_mapped_file(monkeypatch: pytest.MonkeyPatch) -> No
     role = "arn:aws:iam::123456789012:role/music-kpis-redshift-copy"
     monkeypatch.setenv(
         "AIRFLOW_CONN_MUSIC_KPIS_REDSHIFT_COPY",
-        json.dumps({"conn_type": "aws", "extra": {"role_arn": role, "region": "eu-west-1"}}),
+        json.dumps({"conn_type": "aws", "extra": {"role_arn": role}}),
     )
     monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET", "music-processed")
     captured: list = []
@@ -220,7 +220,7 @@ def test_copy_statement_for_a_mapped_file(monkeypatch: pytest.MonkeyPatch) -> No
     normalized = " ".join(statement.split())
     assert normalized == (
         f"COPY stg_streams FROM 's3://music-processed/transformed/streams/{file_id}/' "
-        f"credentials 'aws_iam_role={role}' region 'eu-west-1' FORMAT AS PARQUET;"
+        f"credentials 'aws_iam_role={role}' FORMAT AS PARQUET;"
     )
     # The key ends in "/": it matches this file's folder only, never another file id.
     assert job["s3_key"].endswith(f"{file_id}/")

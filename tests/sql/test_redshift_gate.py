@@ -360,3 +360,15 @@ class _Variables:
         import os
 
         return os.environ[f"AIRFLOW_VAR_{name.upper()}"]
+
+
+# --- 7. Costs that follow the batch, without indexes (docs/warehouse-design.md) -------------------
+
+
+def test_changed_songs_find_their_dates_without_reading_the_fact_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redshift has no index on streams.track_id: a join there would scan the whole history."""
+    access = warehouse_access(load_dag(monkeypatch, "redshift"))
+    reads, _ = access["upsert_songs"]
+    assert "streams" not in reads and "song_play_dates" in reads
+    _, writes = access["load_streams"]
+    assert "song_play_dates" in writes
