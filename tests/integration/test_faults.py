@@ -16,9 +16,9 @@ import pytest
 
 from include.music_kpis import demo
 from include.music_kpis.files import batch_id_for
+from include.music_kpis.migrations import migrate
 from include.music_kpis.sample_data import generate
 from tests.conftest import Stack, fresh_database
-from tests.test_redshift_rendering import rendered_steps
 
 pytestmark = pytest.mark.integration
 
@@ -69,12 +69,9 @@ def run_once(stack):
 
 
 def install_fault(stack, step: str, times: int) -> None:
-    with pytest.MonkeyPatch.context() as mp:
-        ddl = rendered_steps(mp, "postgres")["create_tables"]
     conn = stack.warehouse.connect()
+    migrate(conn, "postgres")  # the tables the trigger goes on, as create_tables leaves them
     with conn, conn.cursor() as cur:
-        for statement in ddl:
-            cur.execute(statement)
         cur.execute("CREATE SEQUENCE fault_counter")
         cur.execute(
             f"""CREATE FUNCTION inject_fault() RETURNS trigger LANGUAGE plpgsql AS $$
