@@ -2,22 +2,25 @@
 ### Music streaming KPIs
 
 Raw `users`, `songs` and `streams` CSVs in the raw bucket become KPI tables in
-the warehouse (Amazon Redshift; PostgreSQL locally):
+the warehouse (Amazon Redshift; PostgreSQL locally). One run:
 
-0. `create_tables`: brings the warehouse schema up to date (versioned migrations).
-   `extract_metadata` (only with `metadata_source = rds_postgres`): users and
+1. `create_tables`: brings the warehouse schema up to date (versioned migrations).
+2. `extract_metadata` (only with `metadata_source = rds_postgres`): users and
    tracks from the operational PostgreSQL to CSVs in the raw bucket, one snapshot.
-1. `find_new_files`: raw files whose key and content (ETag) are not in the ledger.
-2. `validate_and_transform` (mapped, one per file): schema rules in
-   pyarrow; Parquet to `validated/` and `transformed/`, bad rows to `quarantine/`.
-3. `stage_batch` + `copy_to_staging` (mapped, one COPY per file): Parquet into staging.
-4. `upsert_users`, then `upsert_songs` (MERGE), `load_streams` (deduplicated append,
-   unknown users/tracks parked), `record_batch` (ledger): one transaction each.
-5. `refresh_kpis`: `genre_kpis` and `hourly_kpis` for the dates this run touched.
-6. `report_rejected_files`: fails the run, naming each rejected file and why,
+3. `find_new_files`: raw files whose key and content (ETag) are not in the ledger
+   (`new`, passed on by `files_to_validate`), and those already processed (`skipped`).
+4. `validate_and_transform` (mapped, one per new file): schema rules in pyarrow;
+   Parquet to `validated/` and `transformed/`, bad rows to `quarantine/`.
+5. `stage_batch`: the batch manifest and one COPY job per accepted file with rows.
+6. `copy_to_staging` (mapped, one COPY per job): Parquet into staging.
+7. `upsert_users`, then `upsert_songs` (MERGE), `load_streams` (deduplicated
+   append, unknown users and tracks parked), `record_batch` (ledger): one
+   transaction each, one after another.
+8. `refresh_kpis`: `genre_kpis` and `hourly_kpis` for the dates this run touched.
+9. `report_rejected_files`: fails the run, naming each rejected file and why,
    after every good file is loaded.
 
-Settings: see README "Configuration".
+Settings: include/music_kpis/settings.py and README "Configuration".
 """
 
 from __future__ import annotations
@@ -27,26 +30,28 @@ from typing import Any
 import pendulum
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import dag, task
+from airflow.sdk import chain, dag, task
 
-from include.music_kpis import pipeline
+from include.music_kpis import pipeline, settings
 from include.music_kpis.airflow_compat import AirflowFailException
-from include.music_kpis.metadata_source import configured_metadata_source
 from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.redshift_copy import COPY_OPTIONS
-from include.music_kpis.warehouse import (
-    AWS_CONN_ID,
-    REDSHIFT_COPY_CONN_ID,
-    SQL_DIR,
-    WAREHOUSE_CONN_ID,
-    configured_backend,
-    dimension_params,
-    sql_macros,
-)
+from include.music_kpis.warehouse import SQL_DIR, dimension_params, sql_macros
 
-BACKEND = configured_backend()
-METADATA_SOURCE = configured_metadata_source()
-PROCESSED_BUCKET = "{{ var.value.music_kpis_processed_bucket }}"
+BACKEND = settings.BACKEND.read()
+METADATA_SOURCE = settings.METADATA_SOURCE.read()
+
+
+def sql_step(task_id: str, sql: str, **kwargs: Any) -> SQLExecuteQueryOperator:
+    """One SQL file, one transaction: its statements run on one connection, committed at the end."""
+    return SQLExecuteQueryOperator(
+        task_id=task_id,
+        conn_id=settings.WAREHOUSE_CONN_ID,
+        sql=sql,
+        split_statements=True,
+        do_xcom_push=False,
+        **kwargs,
+    )
 
 
 @dag(
@@ -63,19 +68,23 @@ PROCESSED_BUCKET = "{{ var.value.music_kpis_processed_bucket }}"
     doc_md=__doc__,
 )
 def music_streaming_kpis() -> None:
+    # The tasks, in run order.
     @task
     def create_tables() -> None:
         pipeline.create_tables(BACKEND)
 
     @task
-    def find_new_files(ti: Any = None) -> list[dict[str, Any]]:
-        new, already_processed = pipeline.find_new_files()
-        ti.xcom_push(key="skipped", value=already_processed)
-        return new
-
-    @task
     def extract_metadata() -> list[dict[str, Any]]:
         return pipeline.extract_metadata()
+
+    @task(multiple_outputs=True)
+    def find_new_files() -> dict[str, list[dict[str, Any]]]:
+        return pipeline.find_new_files()
+
+    @task
+    def files_to_validate(new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Airflow maps only over a task's whole return value, not over one of its outputs.
+        return new
 
     @task
     def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
@@ -83,39 +92,24 @@ def music_streaming_kpis() -> None:
 
     @task(trigger_rule="none_failed")
     def stage_batch(outcomes: list[dict[str, Any]], skipped: list[dict[str, Any]], run_id: Any = None) -> list[dict]:
-        return pipeline.stage_batch(run_id, outcomes, skipped, REDSHIFT_COPY_CONN_ID if BACKEND == "redshift" else None)
-
-    @task
-    def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
-        report = pipeline.rejection_report(outcomes)
-        if report:
-            raise AirflowFailException(report)
-
-    found = find_new_files()
-    outcomes = validate_and_transform.expand(raw_file=found)
-    copy_jobs = stage_batch(outcomes, found["skipped"])
+        copy_conn_id = settings.REDSHIFT_COPY_CONN_ID if BACKEND == "redshift" else None
+        return pipeline.stage_batch(run_id, outcomes, skipped, copy_conn_id)
 
     if BACKEND == "redshift":
         copy_to_staging = S3ToRedshiftOperator.partial(
             task_id="copy_to_staging",
-            redshift_conn_id=WAREHOUSE_CONN_ID,
-            aws_conn_id=REDSHIFT_COPY_CONN_ID,
-            s3_bucket=PROCESSED_BUCKET,
+            redshift_conn_id=settings.WAREHOUSE_CONN_ID,
+            aws_conn_id=settings.REDSHIFT_COPY_CONN_ID,
+            s3_bucket=settings.PROCESSED_BUCKET.template,
             copy_options=COPY_OPTIONS,
             method="APPEND",
-        ).expand_kwargs(copy_jobs)
+        )
     else:
         copy_to_staging = S3ParquetToPostgresOperator.partial(
             task_id="copy_to_staging",
-            postgres_conn_id=WAREHOUSE_CONN_ID,
-            aws_conn_id=AWS_CONN_ID,
-            s3_bucket=PROCESSED_BUCKET,
-        ).expand_kwargs(copy_jobs)
-
-    def sql_step(name: str, sql: str, **kwargs: Any) -> SQLExecuteQueryOperator:
-        # One file, one transaction: statements run on one connection, committed at the end.
-        return SQLExecuteQueryOperator(
-            task_id=name, conn_id=WAREHOUSE_CONN_ID, sql=sql, split_statements=True, do_xcom_push=False, **kwargs
+            postgres_conn_id=settings.WAREHOUSE_CONN_ID,
+            aws_conn_id=settings.AWS_CONN_ID,
+            s3_bucket=settings.PROCESSED_BUCKET.template,
         )
 
     upsert_users = sql_step("upsert_users", "upsert_dimension.sql", params=dimension_params("users"))
@@ -124,15 +118,38 @@ def music_streaming_kpis() -> None:
     record_batch = sql_step("record_batch", "record_batch.sql")
     refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql")
 
-    schema_ready = create_tables()
-    if METADATA_SOURCE == "rds_postgres":
-        schema_ready >> extract_metadata() >> found
-    else:
-        schema_ready >> found
-    # One warehouse transaction at a time: upsert_users and upsert_songs both read and
-    # write the ledger, which Redshift's SERIALIZABLE isolation aborts when they overlap.
-    copy_to_staging >> upsert_users >> upsert_songs >> load_streams >> record_batch >> refresh_kpis
-    refresh_kpis >> report_rejected_files(outcomes)
+    @task
+    def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
+        report = pipeline.rejection_report(outcomes)
+        if report:
+            raise AirflowFailException(report)
+
+    # What flows between them.
+    found = find_new_files()
+    to_validate = files_to_validate(found["new"])
+    outcomes = validate_and_transform.expand(raw_file=to_validate)
+    copy_jobs = stage_batch(outcomes, found["skipped"])
+    copies = copy_to_staging.expand_kwargs(copy_jobs)
+    extracted = [extract_metadata()] if METADATA_SOURCE == "rds_postgres" else []
+
+    # The order, once. The warehouse steps run one at a time: upsert_users and
+    # upsert_songs both read and write the ledger, which Redshift's SERIALIZABLE
+    # isolation aborts when two such transactions overlap (docs/redshift.md).
+    chain(
+        create_tables(),
+        *extracted,
+        found,
+        to_validate,
+        outcomes,
+        copy_jobs,
+        copies,
+        upsert_users,
+        upsert_songs,
+        load_streams,
+        record_batch,
+        refresh_kpis,
+        report_rejected_files(outcomes),
+    )
 
 
 music_streaming_kpis()

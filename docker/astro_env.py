@@ -80,7 +80,7 @@ def astro_environment(settings: dict[str, str], host: str) -> dict[str, str]:
     return {
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws, **compact),
         "AIRFLOW_CONN_MUSIC_KPIS_WAREHOUSE": json.dumps(warehouse, **compact),
-        "AIRFLOW_VAR_MUSIC_KPIS_BACKEND": "postgres",
+        "AIRFLOW__MUSIC_KPIS__BACKEND": "postgres",
         "AIRFLOW_VAR_MUSIC_KPIS_RAW_BUCKET": get("MUSIC_KPIS_RAW_BUCKET"),
         "AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET": get("MUSIC_KPIS_PROCESSED_BUCKET"),
         "AWS_DEFAULT_REGION": REGION,

@@ -27,8 +27,8 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
-        "AIRFLOW_VAR_MUSIC_KPIS_BACKEND": "postgres",
-        "AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE": "s3_csv",
+        "AIRFLOW__MUSIC_KPIS__BACKEND": "postgres",
+        "AIRFLOW__MUSIC_KPIS__METADATA_SOURCE": "s3_csv",
         # Retried tasks run again at once (fault-injection tests).
         "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "0",
     }
@@ -40,13 +40,15 @@ from include.music_kpis.files import batch_id_for  # noqa: E402
 from include.music_kpis.local_stack import (  # noqa: E402
     PostgresTarget,
     airflow_environment,
+    connection_environment,
     create_buckets,
     moto_server,
     postgres_server,
     s3_client,
     upload_folder,
+    variable_environment,
 )
-from include.music_kpis.metadata_source import METADATA_SOURCE_VARIABLE, SOURCE_CONN_ID  # noqa: E402
+from include.music_kpis.settings import METADATA_SOURCE, PROCESSED_BUCKET, RAW_BUCKET, SOURCE_CONN_ID  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -126,15 +128,15 @@ class Stack:
     def activate(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Point the DAG's connections and variables at this stack."""
         env = airflow_environment(self.endpoint, self.warehouse)
-        env["AIRFLOW_VAR_MUSIC_KPIS_RAW_BUCKET"] = self.raw_bucket
-        env["AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET"] = self.processed_bucket
+        env[variable_environment(RAW_BUCKET.name)] = self.raw_bucket
+        env[variable_environment(PROCESSED_BUCKET.name)] = self.processed_bucket
         for name, value in env.items():
             monkeypatch.setenv(name, value)
 
     def use_rds_source(self, source: PostgresTarget, monkeypatch: pytest.MonkeyPatch) -> None:
         """Take users and tracks from ``source`` (metadata_source = rds_postgres)."""
-        monkeypatch.setenv(f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}", source.airflow_connection())
-        monkeypatch.setenv(f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}", "rds_postgres")
+        monkeypatch.setenv(connection_environment(SOURCE_CONN_ID), source.airflow_connection())
+        monkeypatch.setenv(METADATA_SOURCE.environment_variable, "rds_postgres")
 
     def upload(self, folder: Path) -> list[str]:
         return upload_folder(self.endpoint, folder, self.raw_bucket)

@@ -28,7 +28,7 @@ from cfnlint.config import ManualArgs
 
 from include.music_kpis.files import manifest_prefix, quarantine_prefix, transformed_prefix, validated_prefix
 from include.music_kpis.schemas import DATASETS, load_schema
-from include.music_kpis.warehouse import AWS_CONN_ID, BACKEND_VARIABLE, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
+from include.music_kpis.settings import AWS_CONN_ID, BACKEND, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 TEMPLATE = PROJECT_DIR / "deploy" / "cloudformation" / "music-kpis.yaml"
@@ -44,7 +44,7 @@ SECRETS_PREFIXES = {"connections_prefix": "airflow/connections", "variables_pref
 CONNECTION_IDS = (WAREHOUSE_CONN_ID, AWS_CONN_ID, REDSHIFT_COPY_CONN_ID)
 RAW = "music_kpis_raw_bucket"
 PROCESSED = "music_kpis_processed_bucket"
-VARIABLES = (RAW, PROCESSED, BACKEND_VARIABLE)
+VARIABLES = (RAW, PROCESSED)
 WAREHOUSE_SECRET = f"{SECRETS_PREFIXES['connections_prefix']}/{WAREHOUSE_CONN_ID}"
 
 # Actions AWS authorizes on "*" only (or, for the AWS-owned KMS key of MWAA's queues, on a key outside the
@@ -335,6 +335,9 @@ def problems_mwaa(template: Template) -> list[str]:
         kwargs = None
     if kwargs != SECRETS_PREFIXES:
         problems.append(f"secrets.backend_kwargs is {options.get('secrets.backend_kwargs')!r}")
+    backend_option = f"music_kpis.{BACKEND.option}"
+    if options.get(backend_option) != "redshift":
+        problems.append(f"{backend_option} is {options.get(backend_option)!r}, not 'redshift'")
     subnets = environment.get("NetworkConfiguration", {}).get("SubnetIds", [])
     groups = environment.get("NetworkConfiguration", {}).get("SecurityGroupIds", [])
     if len(subnets) != 2:
@@ -479,10 +482,13 @@ def test_mwaa_runs_airflow_306_with_the_secrets_manager_backend(template):
 
 
 def test_mwaa_options_are_the_ones_docs_mwaa_md_documents(template):
-    documented = dict(re.findall(r"^(secrets\.backend(?:_kwargs)?) = (.+)$", MWAA_DOC.read_text(), re.MULTILINE))
+    documented = dict(re.findall(r"^((?:secrets|music_kpis)\.\w+) = (.+)$", MWAA_DOC.read_text(), re.MULTILINE))
     options = mwaa_environment(template)["AirflowConfigurationOptions"]
+    assert set(options) == set(documented)
     assert options["secrets.backend"] == documented["secrets.backend"]
     assert json.loads(options["secrets.backend_kwargs"]) == json.loads(documented["secrets.backend_kwargs"])
+    assert options["music_kpis.backend"] == documented["music_kpis.backend"] == "redshift"
+    assert options["music_kpis.metadata_source"] == documented["music_kpis.metadata_source"]
 
 
 def test_execution_role_covers_what_the_dag_does(template):
@@ -642,8 +648,12 @@ MUTATIONS: dict[str, tuple[Callable[[Template], None], Callable[[Template], list
         problems_dag_permissions,
     ),
     "missing variable secret": (
-        lambda t: t["Resources"].pop("BackendVariableSecret"),
+        lambda t: t["Resources"].pop("ProcessedBucketVariableSecret"),
         problems_airflow_secrets,
+    ),
+    "backend not set on MWAA": (
+        lambda t: mwaa_environment(t)["AirflowConfigurationOptions"].pop("music_kpis.backend"),
+        problems_mwaa,
     ),
     "literal admin password": (
         lambda t: props(t, "RedshiftNamespace").update(AdminUserPassword="Sup3rSecretPassw0rd"),

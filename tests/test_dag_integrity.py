@@ -15,7 +15,8 @@ DAG_ID = "music_streaming_kpis"
 UPSTREAMS = {
     "create_tables": set(),
     "find_new_files": {"create_tables"},
-    "validate_and_transform": {"find_new_files"},
+    "files_to_validate": {"find_new_files"},
+    "validate_and_transform": {"files_to_validate"},
     "stage_batch": {"find_new_files", "validate_and_transform"},
     "copy_to_staging": {"stage_batch"},
     "upsert_users": {"copy_to_staging"},
@@ -28,7 +29,7 @@ UPSTREAMS = {
 
 
 def load_dag(monkeypatch: pytest.MonkeyPatch, backend: str):
-    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_BACKEND", backend)
+    monkeypatch.setenv("AIRFLOW__MUSIC_KPIS__BACKEND", backend)
     bag = dag_bag(str(PROJECT_DIR / "dags"))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {DAG_ID}
@@ -48,7 +49,7 @@ def test_task_graph(dag) -> None:
 
 @pytest.mark.parametrize("backend", ["postgres", "redshift"])
 def test_rds_metadata_source_extracts_before_listing_raw_files(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", "rds_postgres")
+    monkeypatch.setenv("AIRFLOW__MUSIC_KPIS__METADATA_SOURCE", "rds_postgres")
     dag = load_dag(monkeypatch, backend)
     expected = {**UPSTREAMS, "extract_metadata": {"create_tables"}, "find_new_files": {"extract_metadata"}}
     assert {t.task_id: set(t.upstream_task_ids) for t in dag.tasks} == expected
@@ -103,7 +104,7 @@ def test_postgres_loads_with_project_operator(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_unknown_backend_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_BACKEND", "snowflake")
+    monkeypatch.setenv("AIRFLOW__MUSIC_KPIS__BACKEND", "snowflake")
     bag = dag_bag(str(PROJECT_DIR / "dags"))
     (error,) = bag.import_errors.values()
-    assert "music_kpis_backend must be one of" in error
+    assert "[music_kpis] backend must be one of" in error

@@ -405,7 +405,7 @@ def test_dag_connections_and_variables_point_at_the_compose_services(services):
     env = environment(services["airflow-scheduler"])
     expected = airflow_environment("http://minio:9000", PostgresTarget("warehouse", 5432, "u", "p", "d"))
     assert set(expected) <= set(env), f"missing: {sorted(set(expected) - set(env))}"
-    assert env["AIRFLOW_VAR_MUSIC_KPIS_BACKEND"] == "postgres"
+    assert env["AIRFLOW__MUSIC_KPIS__BACKEND"] == "postgres"
 
     aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
     minio = environment(services["minio"])
@@ -438,7 +438,7 @@ def test_dag_connections_and_variables_point_at_the_compose_services(services):
 
 def test_source_connection_points_at_the_seeded_source_db(services):
     env = environment(services["airflow-scheduler"])
-    assert env["AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE"] in ("s3_csv", "rds_postgres")
+    assert env["AIRFLOW__MUSIC_KPIS__METADATA_SOURCE"] in ("s3_csv", "rds_postgres")
     source = json.loads(env["AIRFLOW_CONN_MUSIC_KPIS_SOURCE"])
     db = environment(services["source-db"])
     assert (source["conn_type"], source["host"], source["port"]) == ("postgres", "source-db", 5432)
@@ -454,7 +454,7 @@ def test_source_connection_points_at_the_seeded_source_db(services):
     sources = [source for source, target in volume_mounts(seed) if target == data_dir]
     assert sources and (ROOT / sources[0]).resolve() == ROOT / "data" / "sample"
     assert command[:3] == ["python", "-m", "include.music_kpis.source_db"]
-    assert environment(services["load-sample-data"])["METADATA_SOURCE"] == env["AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE"]
+    assert environment(services["load-sample-data"])["METADATA_SOURCE"] == env["AIRFLOW__MUSIC_KPIS__METADATA_SOURCE"]
 
 
 def test_sample_data_is_mounted_for_upload(services):

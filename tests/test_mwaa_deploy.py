@@ -226,7 +226,7 @@ except ImportError:  # Airflow 3.0
 bag = DagBag(dag_folder=sys.argv[1])
 print(json.dumps({"dags": sorted(bag.dag_ids), "errors": bag.import_errors, "files": sorted(bag.file_last_changed)}))
 """
-    env = {**_environ(), "AIRFLOW__CORE__DAGS_FOLDER": str(tree), "AIRFLOW_VAR_MUSIC_KPIS_BACKEND": "redshift"}
+    env = {**_environ(), "AIRFLOW__CORE__DAGS_FOLDER": str(tree), "AIRFLOW__MUSIC_KPIS__BACKEND": "redshift"}
     run = subprocess.run(
         [python, "-c", code, str(tree)], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
     )

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from include.music_kpis import settings
 from include.music_kpis.local_stack import MOTO_CREDENTIALS, REGION
-from include.music_kpis.warehouse import AWS_CONN_ID, BACKEND_VARIABLE, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
+from include.music_kpis.settings import AWS_CONN_ID, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DOC = PROJECT_DIR / "docs" / "mwaa.md"
@@ -32,8 +33,8 @@ SOURCES = [PROJECT_DIR / "dags", PROJECT_DIR / "include" / "music_kpis"]
 
 
 def documented_options() -> dict[str, str]:
-    """The `secrets.backend = ...` lines of docs/mwaa.md."""
-    return dict(re.findall(r"^(secrets\.backend(?:_kwargs)?) = (.+)$", DOC.read_text(), re.MULTILINE))
+    """The `section.option = value` lines of docs/mwaa.md's configuration options."""
+    return dict(re.findall(r"^((?:secrets|music_kpis)\.\w+) = (.+)$", DOC.read_text(), re.MULTILINE))
 
 
 def documented_secrets() -> dict[str, str]:
@@ -43,12 +44,14 @@ def documented_secrets() -> dict[str, str]:
 
 
 def variables_read_by_the_code() -> tuple[set[str], set[str]]:
-    """(every variable name, those read without a default) in dags/ and include/music_kpis/."""
+    """(every variable name, those without a default): the Variables of the settings module.
+
+    The tasks read Variables only through it; nothing else in dags/ or include/ calls Variable.get.
+    """
     text = "\n".join(path.read_text() for folder in SOURCES for path in folder.glob("*.py"))
-    text = text.replace("Variable.get(BACKEND_VARIABLE", f'Variable.get("{BACKEND_VARIABLE}"')
-    every = set(re.findall(r'Variable\.get\(\s*"(\w+)"', text)) | set(re.findall(r"var\.value\.(\w+)", text))
-    required = set(re.findall(r'Variable\.get\(\s*"(\w+)"\s*\)', text)) | set(re.findall(r"var\.value\.(\w+)", text))
-    return every, required
+    assert "Variable.get(" not in text.replace("AirflowVariable.get(", "")
+    variables = [v for v in vars(settings).values() if isinstance(v, settings.Variable)]
+    return {v.name for v in variables}, {v.name for v in variables if v.default is None}
 
 
 def test_docs_set_the_secrets_manager_backend_with_both_prefixes():
@@ -65,7 +68,7 @@ def test_docs_create_a_secret_for_every_connection_and_required_variable():
     for conn_id in CONNECTION_IDS:
         assert f"{CONNECTIONS_PREFIX}{conn_id}" in secrets, conn_id
     every, required = variables_read_by_the_code()
-    assert {"music_kpis_raw_bucket", "music_kpis_processed_bucket", BACKEND_VARIABLE} <= every
+    assert {"music_kpis_raw_bucket", "music_kpis_processed_bucket"} <= every
     for name in required:
         assert f"{VARIABLES_PREFIX}{name}" in secrets, name
     table = DOC.read_text()
@@ -110,11 +113,11 @@ for name in names["variables"]:
 if names["deep"]:
     from airflow.models import Connection as CoreConnection
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from include.music_kpis.warehouse import configured_backend
+    from include.music_kpis.settings import BACKEND
 
     out["core_warehouse_host"] = CoreConnection.get_connection_from_secrets(names["connections"][0]).host
     out["s3_hook_region"] = S3Hook(aws_conn_id="aws_default").conn_config.region_name
-    out["configured_backend"] = configured_backend()
+    out["configured_backend"] = BACKEND.read()
     out["reject_threshold_default"] = Variable.get("music_kpis_reject_threshold", default="0.05")
 print("RESULT " + json.dumps(out))
 """
@@ -122,7 +125,11 @@ print("RESULT " + json.dumps(out))
 
 def resolve(moto_endpoint: str, tmp_path: Path, *, configured: bool, deep: bool) -> dict:
     """Look connections and variables up in a fresh Airflow process; only the secrets backend points at moto."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AWS_", "AIRFLOW__MUSIC_KPIS__"))
+    }
     env.update(
         {
             "AWS_ACCESS_KEY_ID": MOTO_CREDENTIALS["aws_access_key_id"],
@@ -136,8 +143,10 @@ def resolve(moto_endpoint: str, tmp_path: Path, *, configured: bool, deep: bool)
     )
     if configured:
         options = documented_options()
-        env["AIRFLOW__SECRETS__BACKEND"] = options["secrets.backend"]
-        env["AIRFLOW__SECRETS__BACKEND_KWARGS"] = options["secrets.backend_kwargs"]
+        # What MWAA does with each configuration option: AIRFLOW__<SECTION>__<KEY> in every process.
+        for option, value in options.items():
+            section, key = option.split(".")
+            env[f"AIRFLOW__{section.upper()}__{key.upper()}"] = value
     names = {
         "connections": list(CONNECTION_IDS),
         "variables": sorted(variables_read_by_the_code()[0]),
@@ -177,7 +186,6 @@ def test_connections_and_variables_resolve_from_secrets_manager(secrets_in_moto,
         secret = secrets_in_moto.get(f"{VARIABLES_PREFIX}{name}")
         assert value == secret, name  # None for the optional ones the docs leave out
     assert found["variables"]["music_kpis_raw_bucket"] == "example-music-raw"
-    assert found["variables"][BACKEND_VARIABLE] == "redshift"
 
     # The scheduler's / API server's lookup, the AWS hooks, and the DAG file's parse-time choice.
     assert found["core_warehouse_host"] == warehouse["host"]

@@ -22,16 +22,17 @@ from typing import Any
 
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.local_stack import (
-    PROCESSED_BUCKET,
-    RAW_BUCKET,
+    PROCESSED_BUCKET_NAME,
+    RAW_BUCKET_NAME,
     PostgresTarget,
     airflow_environment,
+    connection_environment,
     create_buckets,
     moto_server,
     postgres_server,
     upload_folder,
 )
-from include.music_kpis.metadata_source import METADATA_SOURCE_VARIABLE, METADATA_SOURCES, SOURCE_CONN_ID
+from include.music_kpis.settings import METADATA_SOURCE, SOURCE_CONN_ID
 from include.music_kpis.source_db import SOURCE_DATABASE, seed_from_raw_folder
 from include.music_kpis.warehouse import SQL_DIR
 
@@ -110,7 +111,7 @@ def seed_source_database(server: PostgresTarget, data: Path) -> dict[str, str]:
     finally:
         conn.close()
     print(f"Source database {SOURCE_DATABASE} seeded from {data}: {seeded['users']} users, {seeded['tracks']} tracks")
-    return {f"AIRFLOW_CONN_{SOURCE_CONN_ID.upper()}": source.airflow_connection()}
+    return {connection_environment(SOURCE_CONN_ID): source.airflow_connection()}
 
 
 def query(warehouse: PostgresTarget, statement: str, args: dict | tuple = ()) -> list[tuple]:
@@ -183,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=PROJECT_DIR / ".local")
     parser.add_argument(
         "--metadata-source",
-        choices=METADATA_SOURCES,
-        default="s3_csv",
+        choices=METADATA_SOURCE.allowed,
+        default=METADATA_SOURCE.default,
         help="rds_postgres: users and tracks from a seeded PostgreSQL source database, not from DATA's CSVs",
     )
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
@@ -203,15 +204,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with postgres_server(state_dir) as server, moto_server() as endpoint:
         warehouse = server if os.environ.get("WAREHOUSE_URL") else server.create_database(WAREHOUSE_DATABASE)
-        create_buckets(endpoint, RAW_BUCKET, PROCESSED_BUCKET)
+        create_buckets(endpoint, RAW_BUCKET_NAME, PROCESSED_BUCKET_NAME)
         os.environ.update(airflow_environment(endpoint, warehouse))
-        os.environ[f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}"] = args.metadata_source
+        os.environ[METADATA_SOURCE.environment_variable] = args.metadata_source
         skip: tuple[str, ...] = ()
         if args.metadata_source == "rds_postgres":
             os.environ.update(seed_source_database(server, data))
             skip = ("metadata/",)  # users and tracks come from the source database
-        uploaded = upload_folder(endpoint, data, RAW_BUCKET, skip_prefixes=skip)
-        print(f"Uploaded {len(uploaded)} raw file(s) from {data} to s3://{RAW_BUCKET} (moto at {endpoint})")
+        uploaded = upload_folder(endpoint, data, RAW_BUCKET_NAME, skip_prefixes=skip)
+        print(f"Uploaded {len(uploaded)} raw file(s) from {data} to s3://{RAW_BUCKET_NAME} (moto at {endpoint})")
         run_id, state = run_dag()
         summary = run_summary(warehouse, batch_id_for(run_id))
         streams = report(warehouse, "batch_streams", batch_id=batch_id_for(run_id))

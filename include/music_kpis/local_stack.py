@@ -22,11 +22,11 @@ import boto3
 import psycopg2
 from psycopg2 import sql
 
-from include.music_kpis.warehouse import AWS_CONN_ID, BACKEND_VARIABLE, WAREHOUSE_CONN_ID
+from include.music_kpis.settings import AWS_CONN_ID, BACKEND, PROCESSED_BUCKET, RAW_BUCKET, WAREHOUSE_CONN_ID
 
 REGION = "us-east-1"
-RAW_BUCKET = "music-streaming-raw"
-PROCESSED_BUCKET = "music-streaming-processed"
+RAW_BUCKET_NAME = "music-streaming-raw"
+PROCESSED_BUCKET_NAME = "music-streaming-processed"
 # moto accepts any credentials; these are not secrets.
 MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
@@ -219,6 +219,16 @@ def upload_folder(endpoint_url: str, folder: Path, bucket: str, skip_prefixes: t
     return keys
 
 
+def variable_environment(name: str) -> str:
+    """The environment variable Airflow reads an Airflow Variable from."""
+    return f"AIRFLOW_VAR_{name.upper()}"
+
+
+def connection_environment(conn_id: str) -> str:
+    """The environment variable Airflow reads an Airflow connection from."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
 def airflow_environment(endpoint_url: str, warehouse: PostgresTarget) -> dict[str, str]:
     """AIRFLOW_CONN_* / AIRFLOW_VAR_* pointing the DAG at the local stand-ins."""
     aws = {
@@ -228,11 +238,11 @@ def airflow_environment(endpoint_url: str, warehouse: PostgresTarget) -> dict[st
         "extra": {"endpoint_url": endpoint_url, "region_name": REGION},
     }
     return {
-        f"AIRFLOW_CONN_{AWS_CONN_ID.upper()}": json.dumps(aws),
-        f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": warehouse.airflow_connection(),
-        f"AIRFLOW_VAR_{BACKEND_VARIABLE.upper()}": "postgres",
-        "AIRFLOW_VAR_MUSIC_KPIS_RAW_BUCKET": RAW_BUCKET,
-        "AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET": PROCESSED_BUCKET,
+        connection_environment(AWS_CONN_ID): json.dumps(aws),
+        connection_environment(WAREHOUSE_CONN_ID): warehouse.airflow_connection(),
+        BACKEND.environment_variable: "postgres",
+        variable_environment(RAW_BUCKET.name): RAW_BUCKET_NAME,
+        variable_environment(PROCESSED_BUCKET.name): PROCESSED_BUCKET_NAME,
         # awswrangler and boto3 outside Airflow connections (none expected) stay local too.
         "AWS_DEFAULT_REGION": REGION,
     }

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Callable, Collection, Iterable
@@ -39,26 +38,9 @@ from include.music_kpis.schemas import SourceTable, load_schema, load_source_tab
 
 log = logging.getLogger(__name__)
 
-METADATA_SOURCE_VARIABLE = "music_kpis_metadata_source"
-METADATA_SOURCES = ("s3_csv", "rds_postgres")
-# Airflow connection (conn_type postgres) of the operational database.
-SOURCE_CONN_ID = "music_kpis_source"
-
 SOURCE_SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "source"
 _WATERMARK_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _WATERMARK_KEY = re.compile(r"-until-(\d{8}T\d{6}\.\d{6}Z)\.csv$")
-
-
-def configured_metadata_source() -> str:
-    """Where users and songs come from, read once when the DAG file is parsed."""
-    from airflow.sdk import Variable
-
-    value = os.environ.get(f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}") or Variable.get(
-        METADATA_SOURCE_VARIABLE, default="s3_csv"
-    )
-    if value not in METADATA_SOURCES:
-        raise ValueError(f"{METADATA_SOURCE_VARIABLE} must be one of {METADATA_SOURCES}, not {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

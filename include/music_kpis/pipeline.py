@@ -7,23 +7,22 @@ small descriptions of files (keys, ids, outcomes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import awswrangler as wr
 import boto3
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.sdk import Variable
 
 from include.music_kpis.airflow_compat import BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, raw_files_under, transformed_prefix
-from include.music_kpis.metadata_source import SOURCE_CONN_ID, extract_tables
+from include.music_kpis.metadata_source import extract_tables
 from include.music_kpis.migrations import migrate
 from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
 from include.music_kpis.redshift_copy import check_copy_connection
 from include.music_kpis.schemas import all_schemas, load_schema, load_source_tables
-from include.music_kpis.warehouse import AWS_CONN_ID, SQL_DIR, WAREHOUSE_CONN_ID
+from include.music_kpis.settings import AWS_CONN_ID, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, RuntimeSettings
+from include.music_kpis.warehouse import SQL_DIR
 
 # The staging table of the batch manifest (one row per raw file the batch saw).
 MANIFEST_TABLE = "stg_files"
@@ -32,25 +31,6 @@ MANIFEST_TABLE = "stg_files"
 def staging_tables() -> set[str]:
     """Every table copy_to_staging may COPY into."""
     return {schema.staging_table for schema in all_schemas()} | {MANIFEST_TABLE}
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """Airflow variables the tasks read when they run (AIRFLOW_VAR_* overrides)."""
-
-    raw_bucket: str
-    processed_bucket: str
-    reject_threshold: float
-    read_block_bytes: int
-
-    @classmethod
-    def from_variables(cls) -> RuntimeSettings:
-        return cls(
-            raw_bucket=Variable.get("music_kpis_raw_bucket"),
-            processed_bucket=Variable.get("music_kpis_processed_bucket"),
-            reject_threshold=float(Variable.get("music_kpis_reject_threshold", default="0.05")),
-            read_block_bytes=int(Variable.get("music_kpis_read_block_mb", default="4")) << 20,
-        )
 
 
 def wrangler_session(aws_conn_id: str = AWS_CONN_ID) -> boto3.Session:
@@ -71,15 +51,15 @@ def create_tables(backend: str) -> None:
         conn.close()
 
 
-def find_new_files() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Raw files not in the ledger yet, and those already processed (to skip)."""
+def find_new_files() -> dict[str, list[dict[str, Any]]]:
+    """Raw files not in the ledger yet ("new"), and those already processed ("skipped")."""
     settings = RuntimeSettings.from_variables()
     files = list_raw_files(S3Hook(aws_conn_id=AWS_CONN_ID), settings.raw_bucket)
     warehouse = BaseHook.get_hook(WAREHOUSE_CONN_ID)
     processed = {row[0] for row in warehouse.get_records((SQL_DIR / "select_ledger.sql").read_text())}
     new = [f for f in files if f.file_id not in processed]
     skipped = [f for f in files if f.file_id in processed]
-    return [f.to_xcom() for f in new], [f.to_xcom() for f in skipped]
+    return {"new": [f.to_xcom() for f in new], "skipped": [f.to_xcom() for f in skipped]}
 
 
 def extract_metadata() -> list[dict[str, Any]]:

@@ -34,8 +34,9 @@ from psycopg2 import extensions
 from psycopg2.extras import execute_values
 
 from include.music_kpis.local_stack import PostgresTarget
-from include.music_kpis.metadata_source import SOURCE_CONN_ID, SOURCE_SQL_DIR, render
+from include.music_kpis.metadata_source import SOURCE_SQL_DIR, render
 from include.music_kpis.schemas import SourceTable, load_schema, load_source_tables
+from include.music_kpis.settings import SOURCE_CONN_ID
 
 log = logging.getLogger(__name__)
 

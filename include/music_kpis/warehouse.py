@@ -7,7 +7,6 @@ are switched on the macros below, so both renderings stay side by side.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +14,15 @@ import jinja2
 
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.schemas import load_schema
+from include.music_kpis.settings import BACKEND
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
-BACKENDS = ("redshift", "postgres")
-
-# Airflow connection and variable names. Connections and variables come from
-# the Airflow metadata DB, AIRFLOW_CONN_* / AIRFLOW_VAR_* env vars, or a
-# secrets backend (AWS Secrets Manager on MWAA).
-WAREHOUSE_CONN_ID = "music_kpis_warehouse"
-AWS_CONN_ID = "aws_default"
-# AWS connection whose `role_arn` extra is the IAM role Redshift COPY assumes.
-REDSHIFT_COPY_CONN_ID = "music_kpis_redshift_copy"
-BACKEND_VARIABLE = "music_kpis_backend"
 
 
 def sql_macros(backend: str) -> dict[str, Any]:
     """Jinja macros the SQL files use (the DAG's user_defined_macros)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"{BACKEND_VARIABLE} must be one of {BACKENDS}, not {backend!r}")
+    if backend not in BACKEND.allowed:
+        raise ValueError(f"unknown warehouse backend {backend!r}: one of {BACKEND.allowed}")
     redshift = backend == "redshift"
     return {
         "backend": backend,
@@ -68,13 +58,3 @@ def dimension_params(dataset: str) -> dict[str, Any]:
         "kpi_columns": kpi_columns.get(dataset, []),
         "play_dates": "song_play_dates",
     }
-
-
-def configured_backend() -> str:
-    """The backend the DAG is built for, read once when the DAG file is parsed."""
-    from airflow.sdk import Variable
-
-    env = os.environ.get(f"AIRFLOW_VAR_{BACKEND_VARIABLE.upper()}")
-    if env:
-        return env
-    return Variable.get(BACKEND_VARIABLE, default="redshift")

@@ -29,7 +29,8 @@ from include.music_kpis.files import transformed_prefix
 from include.music_kpis.migrations import migrate
 from include.music_kpis.pipeline import staging_tables
 from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
-from include.music_kpis.warehouse import REDSHIFT_COPY_CONN_ID, SQL_DIR
+from include.music_kpis.settings import REDSHIFT_COPY_CONN_ID
+from include.music_kpis.warehouse import SQL_DIR
 from tests.test_dag_integrity import load_dag
 from tests.test_redshift_rendering import rendered_steps
 
@@ -49,7 +50,7 @@ def redshift_renderings() -> dict[str, list[str]]:
     renderings = {}
     for source in METADATA_SOURCES:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", source)
+            mp.setenv("AIRFLOW__MUSIC_KPIS__METADATA_SOURCE", source)
             for task_id, statements in rendered_steps(mp, "redshift").items():
                 renderings[f"{source}/{task_id}"] = statements
     for name in WAREHOUSE_LOOKUPS:
@@ -296,7 +297,7 @@ def concurrent_conflicts(dag, access: dict) -> list[str]:
 
 @pytest.mark.parametrize("source", METADATA_SOURCES)
 def test_tasks_that_can_run_at_once_share_no_table(monkeypatch: pytest.MonkeyPatch, source: str) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", source)
+    monkeypatch.setenv("AIRFLOW__MUSIC_KPIS__METADATA_SOURCE", source)
     dag = load_dag(monkeypatch, "redshift")
     assert concurrent_conflicts(dag, warehouse_access(dag)) == []
 
@@ -320,7 +321,7 @@ def test_concurrency_check_finds_parallel_upserts(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.integration
 def test_dag_warehouse_connection_is_serializable(stack) -> None:
     from include.music_kpis.airflow_compat import BaseHook
-    from include.music_kpis.warehouse import WAREHOUSE_CONN_ID
+    from include.music_kpis.settings import WAREHOUSE_CONN_ID
 
     (level,) = BaseHook.get_hook(WAREHOUSE_CONN_ID).get_first("SHOW transaction_isolation")
     assert level == "serializable"

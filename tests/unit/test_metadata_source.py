@@ -9,7 +9,6 @@ import pytest
 from include.music_kpis.files import RawFile, file_id_for
 from include.music_kpis.metadata_source import (
     SourceTableError,
-    configured_metadata_source,
     extract_key,
     last_watermark,
     present_columns,
@@ -78,11 +77,3 @@ def test_watermark_skips_rejected_extracts_and_other_tables() -> None:
     changed = [RawFile("users", t1, "e1"), RawFile("users", t2, "e9")]
     assert last_watermark(USERS, changed, {file_id_for(t2, "e2")}) == dt.datetime(2026, 1, 2, tzinfo=UTC)
     assert last_watermark(USERS, [], set()) is None
-
-
-def test_metadata_source_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", "rds_postgres")
-    assert configured_metadata_source() == "rds_postgres"
-    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_METADATA_SOURCE", "mysql")
-    with pytest.raises(ValueError, match="music_kpis_metadata_source must be one of"):
-        configured_metadata_source()
