@@ -16,6 +16,7 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from sqlglot import exp
 
 from include.music_kpis.files import batch_id_for, transformed_prefix
+from include.music_kpis.kpis import kpi_tables, rebuild_statements
 from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, rendered_statements
 from tests.test_dag_integrity import load_dag
 
@@ -36,8 +37,10 @@ def rendered_steps(monkeypatch: pytest.MonkeyPatch, backend: str) -> dict[str, l
 
 
 def all_migration_statements(backend: str) -> list[str]:
+    """What create_tables runs on a new warehouse: every migration, then the KPI tables."""
     names = [VERSION_TABLE_SQL, *(m.template for m in all_migrations())]
-    return [s for name in names for s in rendered_statements(name, backend)]
+    migrations = [s for name in names for s in rendered_statements(name, backend)]
+    return migrations + [s for kpi in kpi_tables() for s in rebuild_statements(kpi, backend)]
 
 
 @pytest.fixture(scope="module")

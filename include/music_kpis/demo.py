@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from include.music_kpis.files import batch_id_for
+from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.local_stack import (
     PROCESSED_BUCKET_NAME,
     RAW_BUCKET_NAME,
@@ -39,25 +40,6 @@ from include.music_kpis.warehouse import SQL_DIR
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DAG_ID = "music_streaming_kpis"
 WAREHOUSE_DATABASE = "music_kpis"
-
-GENRE_COLUMNS = [
-    "listen_date",
-    "track_genre",
-    "total_plays",
-    "unique_listeners",
-    "avg_popularity",
-    "avg_duration_sec",
-    "top_track_id",
-]
-HOURLY_COLUMNS = [
-    "listen_date",
-    "listen_hour",
-    "unique_listeners",
-    "total_plays",
-    "unique_tracks",
-    "track_diversity_index",
-    "top_artist",
-]
 
 
 def airflow_home_environment(state_dir: Path) -> dict[str, str]:
@@ -154,15 +136,15 @@ def _csv_value(value: Any) -> Any:
 
 
 def export_kpis(warehouse: PostgresTarget, out_dir: Path) -> dict[str, list[tuple]]:
-    """Write genre_kpis.csv and hourly_kpis.csv: every row, sorted by key."""
+    """Write <kpi table>.csv for every KPI table (genre_kpis.csv, hourly_kpis.csv): every row, sorted by key."""
     exported = {}
-    for table, columns in (("genre_kpis", GENRE_COLUMNS), ("hourly_kpis", HOURLY_COLUMNS)):
-        rows = report(warehouse, table)
-        with (out_dir / f"{table}.csv").open("w", newline="", encoding="utf-8") as handle:
+    for kpi in kpi_tables():
+        rows = query(warehouse, kpi.export_query())
+        with (out_dir / f"{kpi.name}.csv").open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(columns)
+            writer.writerow(kpi.column_names)
             writer.writerows([_csv_value(v) for v in row] for row in rows)
-        exported[table] = rows
+        exported[kpi.name] = rows
     return exported
 
 
@@ -219,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         kpis = export_kpis(warehouse, out_dir)
 
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(f"\ngenre_kpis ({len(kpis['genre_kpis'])} rows)\n" + format_table(GENRE_COLUMNS, kpis["genre_kpis"], 40))
-    print(f"\nhourly_kpis ({len(kpis['hourly_kpis'])} rows)\n" + format_table(HOURLY_COLUMNS, kpis["hourly_kpis"], 24))
+    for kpi in kpi_tables():
+        rows = kpis[kpi.name]
+        print(f"\n{kpi.name} ({len(rows)} rows)\n" + format_table(kpi.column_names, rows, 40))
     if streams:
         rows, loaded, parked, repeats = streams[0]
         print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")

@@ -5,7 +5,8 @@ The warehouse records the versions it has in ``schema_migrations``. The DAG's
 with its version row, so a warehouse of any earlier version (or one made before
 versions were recorded) is brought up to date, and a second run changes nothing.
 The same files serve Redshift and PostgreSQL; the few clauses that differ are
-templated on ``backend`` like the other SQL files.
+templated on ``backend`` like the other SQL files. KPI tables are derived data
+and have no migrations: they follow their YAML (include/music_kpis/kpis.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
+from include.music_kpis.kpis import reconcile_kpi_tables
 from include.music_kpis.warehouse import SQL_DIR, sql_environment
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
@@ -77,6 +79,8 @@ def migrate(conn: Any, backend: str) -> list[Migration]:
                 conn.commit()
                 log.info("Warehouse schema migrated to version %d (%s)", migration.version, migration.name)
                 applied.append(migration)
+        for table in reconcile_kpi_tables(conn, backend):
+            log.info("KPI table %s made anew from its YAML; every date is recomputed", table)
     except BaseException:
         conn.rollback()
         raise

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from include.music_kpis.files import batch_id_for
+from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.schemas import load_schema
 from include.music_kpis.settings import BACKEND
 
@@ -37,6 +38,9 @@ def sql_macros(backend: str) -> dict[str, Any]:
         "az64": " ENCODE AZ64" if redshift else "",
         "zstd": " ENCODE ZSTD" if redshift else "",
         "raw": " ENCODE RAW" if redshift else "",
+        # The KPI tables (include/sql/kpis) and a dataset's warehouse columns (its schema YAML).
+        "kpi_tables": kpi_tables,
+        "warehouse_columns": lambda dataset: [name for name, _ in load_schema(dataset).warehouse_columns],
     }
 
 
@@ -50,11 +54,11 @@ def sql_environment(backend: str) -> jinja2.Environment:
 def dimension_params(dataset: str) -> dict[str, Any]:
     """params of upsert_dimension.sql, derived from the dataset's schema."""
     schema = load_schema(dataset)
-    kpi_columns = {"songs": ["track_genre", "artists", "popularity", "duration_ms"]}
+    # KPIs read songs only (users count by id): a changed song marks the dates it was played on.
+    play_dates = {"songs": "song_play_dates"}
     return {
         "dataset": dataset,
         "key": schema.key[0],
         "columns": [name for name, _ in schema.warehouse_columns],
-        "kpi_columns": kpi_columns.get(dataset, []),
-        "play_dates": "song_play_dates",
+        "play_dates": play_dates.get(dataset),
     }

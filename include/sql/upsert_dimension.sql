@@ -2,8 +2,8 @@
 -- transaction. Newest value wins: the last row of a file, the last file in key
 -- (byte) order, and a later batch over an earlier one.
 -- params: dataset, key, columns (the warehouse column list, from the schema),
--- kpi_columns (columns KPIs read: a change there marks the plays' dates dirty),
--- play_dates (the table of each key's play dates, with kpi_columns).
+-- play_dates (where the dates each key was played on are kept; set for the
+-- datasets KPIs read: a changed row marks those dates dirty).
 {%- set dataset = params.dataset %}
 {%- set batch = batch_id_for(run_id) %}
 {%- set cols = params.columns %}
@@ -23,17 +23,18 @@ FROM (
     JOIN tmp_{{ dataset }}_files f ON f.file_id = s.file_id
 ) ranked
 WHERE pick = 1;
-{%- if params.kpi_columns %}
+{%- if params.play_dates %}
 
--- Dates with plays of rows whose KPI columns change (to or from NULL too)
--- must be recomputed. They come from {{ params.play_dates }}, not the fact table:
--- Redshift has no index to find a key's plays, so that join read the whole history.
+-- Dates with plays of rows whose values change (to or from NULL too) must be
+-- recomputed: any column, so that a KPI reading a new column is covered. The
+-- dates come from {{ params.play_dates }}, not the fact table: Redshift has no
+-- index to find a key's plays, so that join read the whole history.
 INSERT INTO kpi_dirty_dates (listen_date)
 SELECT DISTINCT p.listen_date
 FROM {{ params.play_dates }} p
 JOIN tmp_{{ dataset }}_source src ON src."{{ params.key }}" = p."{{ params.key }}"
 JOIN {{ dataset }} cur ON cur."{{ params.key }}" = src."{{ params.key }}"
-WHERE ({% for c in params.kpi_columns %}
+WHERE ({% for c in cols if c != params.key %}
        cur."{{ c }}" <> src."{{ c }}" OR (cur."{{ c }}" IS NULL) <> (src."{{ c }}" IS NULL){{ " OR " if not loop.last }}
        {%- endfor %})
   AND p.listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);

@@ -169,33 +169,13 @@ CREATE TABLE IF NOT EXISTS etl_batches (
     PRIMARY KEY (batch_id)
 ){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
 
--- Dates whose KPIs must be recomputed; filled with the change, emptied by the recompute.
+-- Dates whose KPIs must be recomputed; filled with the change, emptied by the
+-- recompute. The KPI tables themselves are made from include/sql/kpis/*.yaml.
 CREATE TABLE IF NOT EXISTS kpi_dirty_dates (
     listen_date DATE{{ az64 }} NOT NULL,
     PRIMARY KEY (listen_date)
 ){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
 
-CREATE TABLE IF NOT EXISTS genre_kpis (
-    listen_date DATE{{ raw }} NOT NULL,
-    track_genre VARCHAR(256){{ zstd }} NOT NULL,
-    total_plays BIGINT{{ az64 }} NOT NULL,
-    unique_listeners BIGINT{{ az64 }} NOT NULL,
-    avg_popularity DOUBLE PRECISION{{ zstd }},  -- NULL when no play's song popularity is known
-    avg_duration_sec DOUBLE PRECISION{{ zstd }} NOT NULL,
-    top_track_id VARCHAR(256){{ zstd }} NOT NULL,
-    PRIMARY KEY (listen_date, track_genre)
-){% if backend == 'redshift' %} DISTSTYLE ALL SORTKEY (listen_date){% endif %};
-
-CREATE TABLE IF NOT EXISTS hourly_kpis (
-    listen_date DATE{{ raw }} NOT NULL,
-    listen_hour SMALLINT{{ az64 }} NOT NULL,
-    unique_listeners BIGINT{{ az64 }} NOT NULL,
-    total_plays BIGINT{{ az64 }} NOT NULL,
-    unique_tracks BIGINT{{ az64 }} NOT NULL,
-    track_diversity_index DOUBLE PRECISION{{ zstd }} NOT NULL,
-    top_artist VARCHAR(4096){{ zstd }} NOT NULL,
-    PRIMARY KEY (listen_date, listen_hour)
-){% if backend == 'redshift' %} DISTSTYLE ALL SORTKEY (listen_date){% endif %};
 {% if backend == 'postgres' %}
 
 -- PostgreSQL indexes for the incremental steps (Redshift relies on sort keys).

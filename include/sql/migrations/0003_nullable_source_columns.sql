@@ -1,8 +1,7 @@
 -- Version 3: age, country, popularity and the explicit flag may be unknown
--- (users and tracks from an operational database that lacks them), and so may
--- genre_kpis.avg_popularity. Redshift cannot drop NOT NULL from a column
--- ("ALTER TABLE" in the Redshift Database Developer Guide), so each of the
--- three tables is rebuilt by a deep copy (create, insert, drop, rename: AWS's
+-- (users and tracks from an operational database that lacks them). Redshift
+-- cannot drop NOT NULL from a column ("ALTER TABLE" in the Redshift Database
+-- Developer Guide), so each of the two tables is rebuilt by a deep copy (create, insert, drop, rename: AWS's
 -- "Performing a deep copy"), keeping its column order, keys and encodings. The
 -- same statements run on PostgreSQL, so the local tests run what Redshift runs.
 -- One transaction: a failure leaves the tables as they were.
@@ -56,22 +55,3 @@ FROM songs;
 DROP TABLE songs;
 
 ALTER TABLE songs_v3 RENAME TO songs;
-
-CREATE TABLE genre_kpis_v3 (
-    listen_date DATE{{ raw }} NOT NULL,
-    track_genre VARCHAR(256){{ zstd }} NOT NULL,
-    total_plays BIGINT{{ az64 }} NOT NULL,
-    unique_listeners BIGINT{{ az64 }} NOT NULL,
-    avg_popularity DOUBLE PRECISION{{ zstd }},  -- NULL when no play's song popularity is known
-    avg_duration_sec DOUBLE PRECISION{{ zstd }} NOT NULL,
-    top_track_id VARCHAR(256){{ zstd }} NOT NULL,
-    PRIMARY KEY (listen_date, track_genre)
-){% if backend == 'redshift' %} DISTSTYLE ALL SORTKEY (listen_date){% endif %};
-
-INSERT INTO genre_kpis_v3 (listen_date, track_genre, total_plays, unique_listeners, avg_popularity, avg_duration_sec, top_track_id)
-SELECT listen_date, track_genre, total_plays, unique_listeners, avg_popularity, avg_duration_sec, top_track_id
-FROM genre_kpis;
-
-DROP TABLE genre_kpis;
-
-ALTER TABLE genre_kpis_v3 RENAME TO genre_kpis;

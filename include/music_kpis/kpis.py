@@ -1,0 +1,133 @@
+"""KPI tables as data: ``include/sql/kpis/<table>.yaml`` (columns) + ``<table>.sql`` (the rows).
+
+From the YAML come the table's DDL, the column list of its INSERT in
+refresh_kpis.sql and its export. A KPI table is derived from the loaded
+tables, so it needs no migration: when the warehouse's table differs from its
+YAML (a column added, a type or nullability changed), ``create_tables``
+rebuilds it empty and marks every date with plays dirty, and the run's
+``refresh_kpis`` recomputes them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from include.music_kpis.schemas import SQL_TYPES
+
+KPI_DIR = Path(__file__).resolve().parents[1] / "sql" / "kpis"
+# Every date with plays, to be recomputed: the statement that follows a rebuild.
+MARK_ALL_DATES_DIRTY = KPI_DIR.parent / "_mark_all_dates_dirty.sql"
+
+# Column types in DDL; encodings on Redshift (docs/warehouse-design.md).
+_DDL_TYPES = {
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "smallint": "SMALLINT",
+    "double": "DOUBLE PRECISION",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+_AZ64_TYPES = {"bigint", "integer", "smallint", "date", "timestamp"}
+
+
+@dataclass(frozen=True)
+class KpiColumn:
+    name: str
+    type: str
+    nullable: bool = False
+    max_bytes: int | None = None
+
+    def ddl_type(self) -> str:
+        return f"VARCHAR({self.max_bytes})" if self.type == "text" else _DDL_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class KpiTable:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[KpiColumn, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def information_schema(self) -> list[tuple[str, str, int | None, str]]:
+        """(column, data_type, character_maximum_length, is_nullable) as information_schema.columns has them."""
+        return [(c.name, SQL_TYPES[c.type], c.max_bytes, "YES" if c.nullable else "NO") for c in self.columns]
+
+    def ddl(self, backend: str) -> str:
+        """CREATE TABLE; on Redshift a copy on every node, sorted by its first key column."""
+        redshift = backend == "redshift"
+        lines = []
+        for column in self.columns:
+            if not redshift:
+                encoding = ""
+            elif column.name == self.key[0]:
+                encoding = " ENCODE RAW"  # the sort key's zone maps restrict scans by date
+            else:
+                encoding = " ENCODE AZ64" if column.type in _AZ64_TYPES else " ENCODE ZSTD"
+            null = "" if column.nullable else " NOT NULL"
+            lines.append(f"    {column.name} {column.ddl_type()}{encoding}{null},")
+        lines.append(f"    PRIMARY KEY ({', '.join(self.key)})")
+        layout = f" DISTSTYLE ALL SORTKEY ({self.key[0]})" if redshift else ""
+        return f"CREATE TABLE {self.name} (\n" + "\n".join(lines) + f"\n){layout}"
+
+    def export_query(self) -> str:
+        """Every row, sorted by key; text in byte order (the local PostgreSQL warehouse)."""
+        by_type = {c.name: c.type for c in self.columns}
+        order = ", ".join(f'{k} COLLATE "C"' if by_type[k] == "text" else k for k in self.key)
+        return f"SELECT {', '.join(self.column_names)} FROM {self.name} ORDER BY {order}"
+
+
+@cache
+def kpi_tables() -> tuple[KpiTable, ...]:
+    """Every KPI table, by name."""
+    tables = []
+    for path in sorted(KPI_DIR.glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        columns = tuple(KpiColumn(**c) for c in spec["columns"])
+        table = KpiTable(spec["table"], tuple(spec["key"]), columns)
+        if table.name != path.stem or not (KPI_DIR / f"{table.name}.sql").exists():
+            raise ValueError(f"{path}: a KPI table is <table>.yaml with <table>.sql beside it")
+        if table.key[0] != "listen_date":
+            raise ValueError(f"{path}: KPIs are recomputed by date, so the key starts with listen_date")
+        tables.append(table)
+    return tuple(tables)
+
+
+def kpi_table(name: str) -> KpiTable:
+    return next(t for t in kpi_tables() if t.name == name)
+
+
+def rebuild_statements(table: KpiTable, backend: str) -> list[str]:
+    """The table made anew from its YAML, and every date with plays marked for recompute."""
+    dirty = "\n".join(
+        line for line in MARK_ALL_DATES_DIRTY.read_text(encoding="utf-8").splitlines() if not line.startswith("--")
+    )
+    return [f"DROP TABLE IF EXISTS {table.name}", table.ddl(backend), dirty.strip().rstrip(";")]
+
+
+def reconcile_kpi_tables(conn: Any, backend: str) -> list[str]:
+    """Rebuild each KPI table whose columns differ from its YAML, one transaction each; return their names."""
+    rebuilt = []
+    with conn.cursor() as cur:
+        for table in kpi_tables():
+            cur.execute(
+                "SELECT column_name, data_type, character_maximum_length, is_nullable FROM information_schema.columns "
+                "WHERE table_name = %s AND table_schema = current_schema() ORDER BY ordinal_position",
+                (table.name,),
+            )
+            if [tuple(row) for row in cur.fetchall()] == table.information_schema():
+                continue
+            for statement in rebuild_statements(table, backend):
+                cur.execute(statement)
+            conn.commit()
+            rebuilt.append(table.name)
+    conn.commit()
+    return rebuilt
