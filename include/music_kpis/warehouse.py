@@ -41,7 +41,14 @@ def sql_macros(backend: str) -> dict[str, Any]:
         # The KPI tables (include/sql/kpis) and a dataset's warehouse columns (its schema YAML).
         "kpi_tables": kpi_tables,
         "warehouse_columns": lambda dataset: [name for name, _ in load_schema(dataset).warehouse_columns],
+        "key_columns": lambda dataset: list(load_schema(dataset).key),
+        "same_key": same_key,
     }
+
+
+def same_key(dataset: str, left: str, right: str) -> str:
+    """SQL condition: rows `left` and `right` have the same key of the dataset (its schema's `key`)."""
+    return " AND ".join(f"{left}.{column} = {right}.{column}" for column in load_schema(dataset).key)
 
 
 def sql_environment(backend: str) -> jinja2.Environment:

@@ -4,7 +4,7 @@
 -- by every later run until both exist.
 {%- set dataset = 'streams' %}
 {%- set batch = batch_id_for(run_id) %}
-{%- set play = 'user_id, track_id, listen_time, listen_date, listen_hour' %}
+{%- set play = warehouse_columns('streams') | join(', ') %}
 {#- Redshift: the batch's plays are distributed like the fact table, so the
     repeat check and the append join slice-locally. #}
 {%- set by_user = ' DISTKEY (user_id)' if backend == 'redshift' else '' %}
@@ -14,7 +14,7 @@
 -- One row per staged source row: a retried COPY may have staged a file twice.
 DROP TABLE IF EXISTS tmp_batch_rows;
 CREATE TEMP TABLE tmp_batch_rows{{ by_user }} AS
-SELECT DISTINCT s.file_id, s.source_row, s.user_id, s.track_id, s.listen_time, s.listen_date, s.listen_hour
+SELECT DISTINCT s.file_id, s.source_row, {% for c in warehouse_columns('streams') %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
 FROM stg_streams s
 JOIN tmp_streams_files f ON f.file_id = s.file_id;
 
@@ -40,9 +40,7 @@ DELETE FROM tmp_plays
 USING streams
 WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
   AND streams.listen_date = tmp_plays.listen_date
-  AND streams.user_id = tmp_plays.user_id
-  AND streams.track_id = tmp_plays.track_id
-  AND streams.listen_time = tmp_plays.listen_time;
+  AND {{ same_key('streams', 'streams', 'tmp_plays') }};
 
 -- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly parked).
 DROP TABLE IF EXISTS tmp_stream_stats;
@@ -51,10 +49,10 @@ SELECT (SELECT COUNT(*) FROM tmp_batch_rows) AS stream_rows,
        (SELECT COUNT(*) FROM tmp_plays t
         WHERE EXISTS (
                 SELECT 1 FROM tmp_batch_rows b
-                WHERE b.user_id = t.user_id AND b.track_id = t.track_id AND b.listen_time = t.listen_time)
+                WHERE {{ same_key('streams', 'b', 't') }})
           AND NOT EXISTS (
                 SELECT 1 FROM streams_parked p
-                WHERE p.user_id = t.user_id AND p.track_id = t.track_id AND p.listen_time = t.listen_time)
+                WHERE {{ same_key('streams', 'p', 't') }})
        ) AS new_plays;
 
 DROP TABLE IF EXISTS tmp_loadable;
@@ -79,7 +77,7 @@ WHERE NOT EXISTS (
 -- dates instead of at random.
 INSERT INTO streams ({{ play }})
 SELECT {{ play }} FROM tmp_loadable
-ORDER BY listen_date, user_id, track_id, listen_time;
+ORDER BY listen_date, {{ key_columns('streams') | join(', ') }};
 
 INSERT INTO kpi_dirty_dates (listen_date)
 SELECT DISTINCT listen_date FROM tmp_loadable
@@ -88,19 +86,17 @@ WHERE listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);
 -- Parked plays that loaded leave the parking; new unknowns join it.
 DELETE FROM streams_parked
 USING tmp_loadable
-WHERE streams_parked.user_id = tmp_loadable.user_id
-  AND streams_parked.track_id = tmp_loadable.track_id
-  AND streams_parked.listen_time = tmp_loadable.listen_time;
+WHERE {{ same_key('streams', 'streams_parked', 'tmp_loadable') }};
 
 INSERT INTO streams_parked ({{ play }}, parked_batch_id)
-SELECT t.user_id, t.track_id, t.listen_time, t.listen_date, t.listen_hour, '{{ batch }}'
+SELECT {{ play }}, '{{ batch }}'
 FROM tmp_plays t
 WHERE NOT EXISTS (
         SELECT 1 FROM tmp_loadable l
-        WHERE l.user_id = t.user_id AND l.track_id = t.track_id AND l.listen_time = t.listen_time)
+        WHERE {{ same_key('streams', 'l', 't') }})
   AND NOT EXISTS (
         SELECT 1 FROM streams_parked p
-        WHERE p.user_id = t.user_id AND p.track_id = t.track_id AND p.listen_time = t.listen_time);
+        WHERE {{ same_key('streams', 'p', 't') }});
 
 INSERT INTO etl_batches (batch_id, stream_rows, streams_loaded, streams_parked, stream_repeats_skipped)
 SELECT '{{ batch }}', stream_rows, (SELECT COUNT(*) FROM tmp_loadable), (SELECT COUNT(*) FROM streams_parked),
