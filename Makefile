@@ -19,7 +19,7 @@ venv: $(BIN)/.installed
 
 ## make demo [DATA=path/to/raw] [OUT=path/to/out] [METADATA_SOURCE=rds_postgres]: run the DAG on the local stack
 demo: $(BIN)/.installed
-	$(BIN)/python -m include.music_kpis.demo --data "$(DATA)" --out "$(OUT)" --metadata-source "$(METADATA_SOURCE)"
+	$(BIN)/python -m localdev.demo --data "$(DATA)" --out "$(OUT)" --metadata-source "$(METADATA_SOURCE)"
 
 ## make demo-reset: forget the local warehouse and Airflow state
 demo-reset:
@@ -54,7 +54,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 sample-data: $(BIN)/.installed
-	$(BIN)/python -m include.music_kpis.sample_data --out data/sample
+	$(BIN)/python -m localdev.sample_data --out data/sample
 
 clean: demo-reset
 	rm -rf $(VENV) $(COMPAT_VENV) $(OUT)

@@ -29,9 +29,9 @@ from pathlib import Path
 import jinja2
 
 from include.music_kpis.files import batch_id_for
-from include.music_kpis.local_stack import PostgresTarget, postgres_server
 from include.music_kpis.migrations import migrate
 from include.music_kpis.warehouse import SQL_DIR, dimension_params, sql_macros
+from localdev.local_stack import PostgresTarget, postgres_server
 
 # The DAG's warehouse steps of a run, in its order (create_tables excluded: idempotent DDL).
 STEPS = [

@@ -89,7 +89,7 @@ def demo_run() -> tuple[float, list[tuple[str, float]]]:
     """`make demo` on the bundled data, after set-up (venv and Airflow DB exist): seconds, and where they go."""
     state = DATA / "demo-state"
     shutil.rmtree(state, ignore_errors=True)
-    args = [sys.executable, "-m", "include.music_kpis.demo", "--state", str(state), "--out", str(DATA / "demo-out")]
+    args = [sys.executable, "-m", "localdev.demo", "--state", str(state), "--out", str(DATA / "demo-out")]
     subprocess.run(args, cwd=PROJECT, check=True, capture_output=True)  # set-up: Airflow's DB migration
     shutil.rmtree(state / "pgdata", ignore_errors=True)
     started, start = time.time(), time.perf_counter()

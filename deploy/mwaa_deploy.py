@@ -6,8 +6,9 @@
    requirements and startup-script paths, and the object versions it runs.
 2. Uploads `dags/*.py` to the DAG folder and `include/` (Python, SQL, YAML) to
    `<DAG folder>/include/`: MWAA syncs only the DAG folder to its components and
-   puts it on sys.path, so `import include.music_kpis` resolves there. Adds a
-   `.airflowignore` that keeps the DAG processor out of `include/`, and deletes
+   puts it on sys.path, so `import include.music_kpis` resolves there. Uploads
+   the committed `dags/.airflowignore`, which keeps the DAG processor out of
+   `include/`, and deletes
    objects under `<DAG folder>/include/` that no longer exist here.
 3. Uploads `deploy/mwaa/requirements.txt` (and `deploy/mwaa/startup.sh`, if the
    project has one) when it differs from the version the environment runs.
@@ -114,12 +115,11 @@ def resolve_target(mwaa: BaseClient, environment: str, bucket: str | None = None
 
 
 def airflowignore(project_dir: Path) -> bytes:
-    """dags/.airflowignore of the project, if any, plus the include/ entry."""
-    own = project_dir / "dags" / ".airflowignore"
-    lines = own.read_text().splitlines() if own.is_file() else []
-    if AIRFLOWIGNORE_ENTRY not in (line.strip() for line in lines):
-        lines.append(AIRFLOWIGNORE_ENTRY)
-    return ("\n".join(lines) + "\n").encode()
+    """dags/.airflowignore, committed; it must keep the DAG processor out of include/."""
+    text = (project_dir / "dags" / ".airflowignore").read_text()
+    if AIRFLOWIGNORE_ENTRY not in (line.strip() for line in text.splitlines()):
+        raise DeployError(f"dags/.airflowignore must list {AIRFLOWIGNORE_ENTRY!r}: the DAG processor would parse it")
+    return text.encode()
 
 
 def _include_files(project_dir: Path) -> list[Path]:
@@ -142,7 +142,7 @@ def code_uploads(project_dir: Path, dag_folder: str) -> list[Upload]:
     for path in _include_files(project_dir):
         local = path.relative_to(project_dir).as_posix()
         uploads.append(Upload(f"{dag_folder}/{local}", path.read_bytes(), local))
-    uploads.append(Upload(f"{dag_folder}/.airflowignore", airflowignore(project_dir), "(generated)"))
+    uploads.append(Upload(f"{dag_folder}/.airflowignore", airflowignore(project_dir), "dags/.airflowignore"))
     return uploads
 
 

@@ -35,9 +35,10 @@ os.environ.update(
 )
 sys.path.insert(0, str(PROJECT_DIR))
 
-from include.music_kpis import demo  # noqa: E402
 from include.music_kpis.files import batch_id_for  # noqa: E402
-from include.music_kpis.local_stack import (  # noqa: E402
+from include.music_kpis.settings import METADATA_SOURCE, PROCESSED_BUCKET, RAW_BUCKET, SOURCE_CONN_ID  # noqa: E402
+from localdev import demo  # noqa: E402
+from localdev.local_stack import (  # noqa: E402
     PostgresTarget,
     airflow_environment,
     connection_environment,
@@ -48,7 +49,6 @@ from include.music_kpis.local_stack import (  # noqa: E402
     upload_folder,
     variable_environment,
 )
-from include.music_kpis.settings import METADATA_SOURCE, PROCESSED_BUCKET, RAW_BUCKET, SOURCE_CONN_ID  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -400,7 +400,7 @@ def test_airflow_3_settings(services):
 
 
 def test_dag_connections_and_variables_point_at_the_compose_services(services):
-    from include.music_kpis.local_stack import PostgresTarget, airflow_environment
+    from localdev.local_stack import PostgresTarget, airflow_environment
 
     env = environment(services["airflow-scheduler"])
     expected = airflow_environment("http://minio:9000", PostgresTarget("warehouse", 5432, "u", "p", "d"))
@@ -453,7 +453,7 @@ def test_source_connection_points_at_the_seeded_source_db(services):
     data_dir = command[command.index("--data") + 1]
     sources = [source for source, target in volume_mounts(seed) if target == data_dir]
     assert sources and (ROOT / sources[0]).resolve() == ROOT / "data" / "sample"
-    assert command[:3] == ["python", "-m", "include.music_kpis.source_db"]
+    assert command[:3] == ["python", "-m", "localdev.source_db"]
     assert environment(services["load-sample-data"])["METADATA_SOURCE"] == env["AIRFLOW__MUSIC_KPIS__METADATA_SOURCE"]
 
 

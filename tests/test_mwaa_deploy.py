@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 
 from deploy import mwaa_deploy
 from deploy.mwaa_deploy import DeployError, deploy
-from include.music_kpis.local_stack import MOTO_CREDENTIALS, REGION, s3_client
+from localdev.local_stack import MOTO_CREDENTIALS, REGION, s3_client
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 ENV_NAME = "music-kpis-test"
@@ -137,8 +137,11 @@ def test_bucket_is_laid_out_as_mwaa_expects_and_the_environment_gets_the_require
 
     body = s3.get_object(Bucket=bucket, Key="requirements.txt")["Body"].read()
     assert body == (PROJECT_DIR / "deploy/mwaa/requirements.txt").read_bytes()
-    ignore = s3.get_object(Bucket=bucket, Key="dags/.airflowignore")["Body"].read().decode()
-    assert "include/" in ignore.splitlines()
+    ignore = s3.get_object(Bucket=bucket, Key="dags/.airflowignore")["Body"].read()
+    assert ignore == (PROJECT_DIR / "dags" / ".airflowignore").read_bytes()  # the committed file
+    assert "include/" in ignore.decode().splitlines()
+    # Only what runs in Airflow: no local tooling, tests, benchmarks or docs.
+    assert not [k for k in uploaded if {"localdev", "tests", "bench", "docs", "docker"} & set(k.split("/"))]
 
     assert mwaa.received == [
         {
@@ -243,7 +246,7 @@ def test_project_filters_custom_paths_and_startup_script(mwaa, s3, bucket, tmp_p
     files = {
         "dags/my_dag.py": "# dag\n",
         "dags/README.md": "not uploaded\n",
-        "dags/.airflowignore": "legacy/\n",
+        "dags/.airflowignore": "legacy/\ninclude/\n",
         "include/__init__.py": "",
         "include/pkg/__init__.py": "",
         "include/pkg/mod.py": "X = 1\n",
@@ -255,6 +258,8 @@ def test_project_filters_custom_paths_and_startup_script(mwaa, s3, bucket, tmp_p
         "include/sql/reports/b.sql": "SELECT 2;\n",
         "include/schemas/s.yaml": "a: 1\n",
         "tests/test_x.py": "not uploaded\n",
+        "localdev/demo.py": "not uploaded: local tooling\n",
+        "bench/run.py": "not uploaded\n",
         "deploy/mwaa/requirements.txt": "pyyaml==6.0.2\n",
         "deploy/mwaa/startup.sh": "#!/bin/bash\nexport EXAMPLE=1\n",
     }
@@ -384,3 +389,27 @@ def download(s3, bucket: str, prefix: str, target: Path) -> Path:
 
 def _environ() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
+
+
+def test_an_airflowignore_that_lets_the_dag_processor_into_include_is_refused(tmp_path):
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "my_dag.py").write_text("# dag\n")
+    (tmp_path / "dags" / ".airflowignore").write_text("legacy/\n")
+    with pytest.raises(DeployError, match="include/"):
+        mwaa_deploy.code_uploads(tmp_path, "dags")
+
+
+def test_what_runs_in_airflow_imports_no_local_tooling():
+    """dags/ and include/ are deployed alone: nothing there may need localdev/, tests/ or bench/."""
+    sources = [*(PROJECT_DIR / "dags").glob("*.py"), *(PROJECT_DIR / "include").rglob("*.py")]
+    offenders = [
+        str(path.relative_to(PROJECT_DIR))
+        for path in sources
+        if any(
+            line.lstrip().startswith(f"{verb} {package}")
+            for line in path.read_text().splitlines()
+            for verb in ("import", "from")
+            for package in ("localdev", "tests", "bench", "deploy")
+        )
+    ]
+    assert offenders == []

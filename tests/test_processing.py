@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.music_kpis.files import RawFile
-from include.music_kpis.local_stack import MOTO_CREDENTIALS, REGION, create_buckets, s3_client
 from include.music_kpis.processing import ACCEPTED, REJECTED, process_raw_file, transform_file
+from localdev.local_stack import MOTO_CREDENTIALS, REGION, create_buckets, s3_client
 
 HEADER = "user_id,track_id,listen_time\n"
 GOOD = "1,t1,2024-01-01 10:00:00\n"

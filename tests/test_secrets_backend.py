@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from include.music_kpis import settings
-from include.music_kpis.local_stack import MOTO_CREDENTIALS, REGION
 from include.music_kpis.settings import AWS_CONN_ID, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
+from localdev.local_stack import MOTO_CREDENTIALS, REGION
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DOC = PROJECT_DIR / "docs" / "mwaa.md"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from include.music_kpis import demo
-from include.music_kpis.sample_data import generate
+from localdev import demo
+from localdev.sample_data import generate
 
 pytestmark = pytest.mark.integration
 

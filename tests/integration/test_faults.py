@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from include.music_kpis import demo
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.migrations import migrate
-from include.music_kpis.sample_data import generate
+from localdev import demo
+from localdev.sample_data import generate
 from tests.conftest import Stack, fresh_database
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from include.music_kpis.sample_data import generate
+from localdev.sample_data import generate
 from tests.integration.test_pipeline import assert_warehouse_matches
 from tests.kpi_oracle import expected_tables
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from include.music_kpis import demo
-from include.music_kpis.sample_data import generate
+from localdev import demo
+from localdev.sample_data import generate
 from tests.kpi_oracle import assert_kpis_equal, expected_tables, read_kpi_csv
 
 pytestmark = pytest.mark.integration

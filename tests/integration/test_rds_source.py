@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from include.music_kpis import demo
-from include.music_kpis.local_stack import PostgresTarget
-from include.music_kpis.sample_data import generate
-from include.music_kpis.source_db import seed_from_raw_folder
+from localdev import demo
+from localdev.local_stack import PostgresTarget
+from localdev.sample_data import generate
+from localdev.source_db import seed_from_raw_folder
 from tests.conftest import Stack, fresh_database
 from tests.integration.test_pipeline import SONG_COLUMNS, USER_COLUMNS, kpis_of
 from tests.kpi_oracle import assert_kpis_equal, genre_kpis, hourly_kpis

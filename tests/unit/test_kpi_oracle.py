@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from include.music_kpis.sample_data import generate
+from localdev.sample_data import generate
 from tests.kpi_oracle import (
     GENRE_COLUMNS,
     HOURLY_COLUMNS,

@@ -22,7 +22,9 @@ from typing import Any
 
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.kpis import kpi_tables
-from include.music_kpis.local_stack import (
+from include.music_kpis.settings import METADATA_SOURCE, SOURCE_CONN_ID
+from include.music_kpis.warehouse import SQL_DIR
+from localdev.local_stack import (
     PROCESSED_BUCKET_NAME,
     RAW_BUCKET_NAME,
     PostgresTarget,
@@ -33,11 +35,9 @@ from include.music_kpis.local_stack import (
     postgres_server,
     upload_folder,
 )
-from include.music_kpis.settings import METADATA_SOURCE, SOURCE_CONN_ID
-from include.music_kpis.source_db import SOURCE_DATABASE, seed_from_raw_folder
-from include.music_kpis.warehouse import SQL_DIR
+from localdev.source_db import SOURCE_DATABASE, seed_from_raw_folder
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 DAG_ID = "music_streaming_kpis"
 WAREHOUSE_DATABASE = "music_kpis"
 

@@ -14,7 +14,7 @@ Seeding again updates only rows whose values changed, and moves their
 
 docker-compose's seed-source-db runs it against the connection the DAG uses::
 
-    python -m include.music_kpis.source_db --data data/sample
+    python -m localdev.source_db --data data/sample
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from typing import Any
 from psycopg2 import extensions
 from psycopg2.extras import execute_values
 
-from include.music_kpis.local_stack import PostgresTarget
 from include.music_kpis.metadata_source import SOURCE_SQL_DIR, render
 from include.music_kpis.schemas import SourceTable, load_schema, load_source_tables
 from include.music_kpis.settings import SOURCE_CONN_ID
+from localdev.local_stack import PostgresTarget
 
 log = logging.getLogger(__name__)
 

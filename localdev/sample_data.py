@@ -25,7 +25,7 @@ default sizes.
 
 Run from the project root::
 
-    python -m include.music_kpis.sample_data --out data/sample
+    python -m localdev.sample_data --out data/sample
 """
 
 from __future__ import annotations
