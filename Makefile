@@ -7,7 +7,8 @@ OUT ?= out
 # s3_csv: users and songs from DATA's CSVs; rds_postgres: from a seeded source database
 METADATA_SOURCE ?= s3_csv
 
-.PHONY: venv demo demo-reset test test-compat lint bench sample-data deploy-mwaa clean
+.DEFAULT_GOAL := help
+.PHONY: help venv demo demo-reset test test-unit test-compat lint bench sample-data deploy-mwaa clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +26,17 @@ demo: $(BIN)/.installed
 demo-reset:
 	rm -rf .local
 
-## make test: DAG integrity, unit, Redshift-rendering and integration tests
+## make help: this list
+help:
+	@grep -E '^## make ' $(MAKEFILE_LIST) | sed 's/^## //'
+
+## make test: every tier (unit, sql, dag, integration, deploy), on the local stack
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-unit: the fast tiers (unit, sql, dag), no warehouse or S3 stand-in
+test-unit: $(BIN)/.installed
+	$(BIN)/python -m pytest tests/unit tests/sql tests/dag -m "not integration" $(PYTEST_ARGS)
 
 # Airflow 3.0.6 with the Amazon MWAA pins: the oldest Airflow 3 that MWAA runs.
 COMPAT_VENV := .venv-airflow-3.0
@@ -39,8 +48,9 @@ $(COMPAT_VENV)/.installed: tests/compat/requirements-airflow-3.0.txt
 
 ## make test-compat: DAG-integrity, SQL-rendering and unit tests on Airflow 3.0.6 (MWAA's pins)
 test-compat: $(COMPAT_VENV)/.installed
-	$(COMPAT_VENV)/bin/python -m pytest tests/test_dag_integrity.py tests/test_redshift_rendering.py tests/unit $(PYTEST_ARGS)
+	$(COMPAT_VENV)/bin/python -m pytest tests/dag tests/sql/test_redshift_rendering.py tests/unit $(PYTEST_ARGS)
 
+## make lint: ruff, as CI runs it
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -53,8 +63,10 @@ deploy-mwaa: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+## make sample-data: regenerate data/sample
 sample-data: $(BIN)/.installed
 	$(BIN)/python -m localdev.sample_data --out data/sample
 
+## make clean: forget local state and remove the virtual environments
 clean: demo-reset
 	rm -rf $(VENV) $(COMPAT_VENV) $(OUT)

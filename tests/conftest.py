@@ -175,3 +175,14 @@ def stack(moto_endpoint: str, warehouse: PostgresTarget, airflow_db: None, monke
     stack = Stack.create(moto_endpoint, warehouse)
     stack.activate(monkeypatch)
     return stack
+
+
+# Tests that start a real service (PostgreSQL, the S3 stand-in, Airflow's database) are
+# integration tests wherever they live; `make test-unit` leaves them out.
+_SERVICE_FIXTURES = {"stack", "warehouse", "source_database", "postgres", "moto_endpoint", "airflow_db"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

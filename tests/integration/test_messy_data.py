@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from localdev.sample_data import generate
-from tests.integration.test_pipeline import assert_warehouse_matches
-from tests.kpi_oracle import expected_tables
+from tests.helpers.kpi_oracle import expected_tables
+from tests.helpers.warehouse_checks import assert_warehouse_matches
 
 pytestmark = pytest.mark.integration
 

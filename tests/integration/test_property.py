@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Stack, fresh_database
-from tests.integration.test_pipeline import assert_warehouse_matches
+from tests.helpers.warehouse_checks import assert_warehouse_matches
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from localdev.local_stack import PostgresTarget
 from localdev.sample_data import generate
 from localdev.source_db import seed_from_raw_folder
 from tests.conftest import Stack, fresh_database
-from tests.integration.test_pipeline import SONG_COLUMNS, USER_COLUMNS, kpis_of
-from tests.kpi_oracle import assert_kpis_equal, genre_kpis, hourly_kpis
+from tests.helpers.kpi_oracle import assert_kpis_equal, genre_kpis, hourly_kpis
+from tests.helpers.warehouse_checks import SONG_COLUMNS, USER_COLUMNS, kpis_of
 
 pytestmark = pytest.mark.integration
 

@@ -31,8 +31,7 @@ from include.music_kpis.pipeline import staging_tables
 from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
 from include.music_kpis.settings import REDSHIFT_COPY_CONN_ID
 from include.music_kpis.warehouse import SQL_DIR
-from tests.test_dag_integrity import load_dag
-from tests.test_redshift_rendering import rendered_steps
+from tests.helpers.dag import load_dag, rendered_steps
 
 METADATA_SOURCES = ("s3_csv", "rds_postgres")
 # SQL files the Python tasks run on the warehouse (find_new_files, extract_metadata).

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from localdev.sample_data import generate
-from tests.kpi_oracle import (
+from tests.helpers.kpi_oracle import (
     GENRE_COLUMNS,
     HOURLY_COLUMNS,
     assert_kpis_equal,

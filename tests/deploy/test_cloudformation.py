@@ -30,7 +30,7 @@ from include.music_kpis.files import manifest_prefix, quarantine_prefix, transfo
 from include.music_kpis.schemas import DATASETS, load_schema
 from include.music_kpis.settings import AWS_CONN_ID, BACKEND, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE = PROJECT_DIR / "deploy" / "cloudformation" / "music-kpis.yaml"
 MWAA_DOC = PROJECT_DIR / "docs" / "mwaa.md"
 INFRASTRUCTURE_DOC = PROJECT_DIR / "docs" / "infrastructure.md"

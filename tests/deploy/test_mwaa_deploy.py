@@ -25,7 +25,7 @@ from deploy import mwaa_deploy
 from deploy.mwaa_deploy import DeployError, deploy
 from localdev.local_stack import MOTO_CREDENTIALS, REGION, s3_client
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 ENV_NAME = "music-kpis-test"
 # MWAA_PYTHON: an interpreter with MWAA's packages (Python 3.12, apache-airflow==3.0.6 and the pins of
 # deploy/mwaa/requirements.txt); when set, the uploaded tree is also parsed with it.

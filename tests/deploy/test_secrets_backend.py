@@ -23,7 +23,7 @@ from include.music_kpis import settings
 from include.music_kpis.settings import AWS_CONN_ID, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
 from localdev.local_stack import MOTO_CREDENTIALS, REGION
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 DOC = PROJECT_DIR / "docs" / "mwaa.md"
 BACKEND_CLASS = "airflow.providers.amazon.aws.secrets.secrets_manager.SecretsManagerBackend"
 CONNECTION_IDS = (WAREHOUSE_CONN_ID, AWS_CONN_ID, REDSHIFT_COPY_CONN_ID)

@@ -10,6 +10,7 @@ from include.music_kpis.airflow_compat import dag_bag
 from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.warehouse import SQL_DIR
 from tests.conftest import PROJECT_DIR
+from tests.helpers.dag import load_dag
 
 DAG_ID = "music_streaming_kpis"
 UPSTREAMS = {
@@ -26,14 +27,6 @@ UPSTREAMS = {
     "refresh_kpis": {"record_batch"},
     "report_rejected_files": {"refresh_kpis", "validate_and_transform"},
 }
-
-
-def load_dag(monkeypatch: pytest.MonkeyPatch, backend: str):
-    monkeypatch.setenv("AIRFLOW__MUSIC_KPIS__BACKEND", backend)
-    bag = dag_bag(str(PROJECT_DIR / "dags"))
-    assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {DAG_ID}
-    return bag.dags[DAG_ID]
 
 
 @pytest.fixture(params=["postgres", "redshift"])

@@ -11,36 +11,10 @@ import pytest
 import sqlglot
 from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
-from airflow.providers.common.sql.hooks.sql import DbApiHook
-from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from sqlglot import exp
 
 from include.music_kpis.files import batch_id_for, transformed_prefix
-from include.music_kpis.kpis import kpi_tables, rebuild_statements
-from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, rendered_statements
-from tests.test_dag_integrity import load_dag
-
-RUN_ID = "scheduled__2026-11-22T00:00:00+00:00"
-
-
-def rendered_steps(monkeypatch: pytest.MonkeyPatch, backend: str) -> dict[str, list[str]]:
-    """task_id -> statements, rendered through the DAG's own Jinja environment."""
-    dag = load_dag(monkeypatch, backend)
-    env = dag.get_template_env()
-    # create_tables applies the schema migrations; rendered all of them, as on a new warehouse.
-    steps = {"create_tables": all_migration_statements(backend)}
-    for task in dag.tasks:
-        if isinstance(task, SQLExecuteQueryOperator):
-            text = env.from_string(task.sql).render(run_id=RUN_ID, params=task.params.dump())
-            steps[task.task_id] = DbApiHook.split_sql_string(text)
-    return steps
-
-
-def all_migration_statements(backend: str) -> list[str]:
-    """What create_tables runs on a new warehouse: every migration, then the KPI tables."""
-    names = [VERSION_TABLE_SQL, *(m.template for m in all_migrations())]
-    migrations = [s for name in names for s in rendered_statements(name, backend)]
-    return migrations + [s for kpi in kpi_tables() for s in rebuild_statements(kpi, backend)]
+from tests.helpers.dag import RUN_ID, load_dag, rendered_steps
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from include.music_kpis.processing import MANIFEST_SCHEMA
 from include.music_kpis.schemas import ARROW_TYPES, SQL_TYPES, all_schemas
-from tests.test_redshift_rendering import rendered_steps
+from tests.helpers.dag import rendered_steps
 
 ARROW_TO_SQL = {str(arrow): SQL_TYPES[kind] for kind, arrow in ARROW_TYPES.items()}
 
