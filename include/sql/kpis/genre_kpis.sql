@@ -2,8 +2,8 @@
 -- one SELECT, its columns in the order of genre_kpis.yaml.
 -- Averages are exact integer sums divided once, so a rerun gives the same
 -- bits on either backend; avg_popularity averages the plays whose song
--- popularity is known. The top track's ties go to the smallest track_id in
--- byte order.
+-- popularity is known.
+{% from 'kpis/_most_played.sql' import join_most_played with context -%}
 SELECT g.listen_date, g.track_genre, g.total_plays, g.unique_listeners,
        g.avg_popularity, g.avg_duration_sec, leading_track.track_id
 FROM (
@@ -15,16 +15,4 @@ FROM (
     FROM tmp_kpi_plays
     GROUP BY listen_date, track_genre
 ) g
-JOIN (
-    SELECT listen_date, track_genre, track_id,
-           ROW_NUMBER() OVER (
-               PARTITION BY listen_date, track_genre
-               ORDER BY plays DESC, track_id {{ byte_order }} ASC
-           ) AS pick
-    FROM (
-        SELECT listen_date, track_genre, track_id, COUNT(*) AS plays
-        FROM tmp_kpi_plays
-        GROUP BY listen_date, track_genre, track_id
-    ) per_track
-) leading_track
-  ON leading_track.listen_date = g.listen_date AND leading_track.track_genre = g.track_genre AND leading_track.pick = 1
+{{ join_most_played('track_id', ['listen_date', 'track_genre'], 'leading_track', 'g') }}

@@ -9,37 +9,11 @@
 -- Dimensions: small, copied to every Redshift node. Age, country, popularity
 -- and the explicit flag may be unknown when users and tracks come from an
 -- operational database that lacks them (docs/metadata-sources.md).
-CREATE TABLE IF NOT EXISTS users (
-    user_id BIGINT{{ raw }} NOT NULL,
-    user_name VARCHAR(256){{ zstd }} NOT NULL,
-    user_age INTEGER{{ az64 }},
-    user_country VARCHAR(256){{ zstd }},
-    created_at DATE{{ az64 }} NOT NULL,
+CREATE TABLE IF NOT EXISTS users ({% with staging = false %}{% include 'migrations/_users_columns.sql' %}{% endwith %},
     PRIMARY KEY (user_id)
 ){% if backend == 'redshift' %} DISTSTYLE ALL SORTKEY (user_id){% endif %};
 
-CREATE TABLE IF NOT EXISTS songs (
-    track_id VARCHAR(256){{ raw }} NOT NULL,
-    artists VARCHAR(4096){{ zstd }} NOT NULL,
-    album_name VARCHAR(4096){{ zstd }},
-    track_name VARCHAR(4096){{ zstd }},
-    popularity INTEGER{{ az64 }},
-    duration_ms BIGINT{{ az64 }} NOT NULL,
-    "explicit" BOOLEAN{{ zstd }},
-    track_genre VARCHAR(256){{ zstd }} NOT NULL,
-    danceability DOUBLE PRECISION{{ zstd }},
-    energy DOUBLE PRECISION{{ zstd }},
-    key DOUBLE PRECISION{{ zstd }},
-    loudness DOUBLE PRECISION{{ zstd }},
-    mode DOUBLE PRECISION{{ zstd }},
-    speechiness DOUBLE PRECISION{{ zstd }},
-    acousticness DOUBLE PRECISION{{ zstd }},
-    instrumentalness DOUBLE PRECISION{{ zstd }},
-    liveness DOUBLE PRECISION{{ zstd }},
-    valence DOUBLE PRECISION{{ zstd }},
-    tempo DOUBLE PRECISION{{ zstd }},
-    time_signature DOUBLE PRECISION{{ zstd }},
-    duration_sec DOUBLE PRECISION{{ zstd }} NOT NULL,
+CREATE TABLE IF NOT EXISTS songs ({% with staging = false %}{% include 'migrations/_songs_columns.sql' %}{% endwith %},
     PRIMARY KEY (track_id)
 ){% if backend == 'redshift' %} DISTSTYLE ALL SORTKEY (track_id){% endif %};
 
@@ -47,98 +21,41 @@ CREATE TABLE IF NOT EXISTS songs (
 -- listen_date is derived from listen_time, so leading the key with it keeps
 -- that uniqueness while a batch's key lookups and index inserts stay within
 -- the batch's dates (see docs/warehouse-design.md).
-CREATE TABLE IF NOT EXISTS streams (
-    user_id BIGINT{{ az64 }} NOT NULL,
-    track_id VARCHAR(256){{ zstd }} NOT NULL,
-    listen_time TIMESTAMP{{ az64 }} NOT NULL,
-    listen_date DATE{{ raw }} NOT NULL,
-    listen_hour SMALLINT{{ az64 }} NOT NULL,
+CREATE TABLE IF NOT EXISTS streams ({% with staging = false, sort_column = 'listen_date' %}{% include 'migrations/_play_columns.sql' %}{% endwith %},
     PRIMARY KEY (listen_date, user_id, track_id, listen_time)
 ){% if backend == 'redshift' %} DISTKEY (user_id) COMPOUND SORTKEY (listen_date, listen_hour, user_id){% endif %};
 
 -- Plays whose user or track is not in the warehouse yet; retried every run.
-CREATE TABLE IF NOT EXISTS streams_parked (
-    user_id BIGINT{{ raw }} NOT NULL,
-    track_id VARCHAR(256){{ zstd }} NOT NULL,
-    listen_time TIMESTAMP{{ az64 }} NOT NULL,
-    listen_date DATE{{ az64 }} NOT NULL,
-    listen_hour SMALLINT{{ az64 }} NOT NULL,
+CREATE TABLE IF NOT EXISTS streams_parked ({% with staging = false, sort_column = 'user_id' %}{% include 'migrations/_play_columns.sql' %}{% endwith %},
     parked_batch_id VARCHAR(32){{ zstd }} NOT NULL,
     PRIMARY KEY (user_id, track_id, listen_time)
 ){% if backend == 'redshift' %} DISTKEY (user_id) SORTKEY (user_id){% endif %};
 
 -- Staging: what COPY loads, by position, from transformed Parquet. The last
 -- two columns say which raw file version and row each staged row came from.
-CREATE TABLE IF NOT EXISTS stg_users (
-    user_id BIGINT{{ az64 }},
-    user_name VARCHAR(256){{ zstd }},
-    user_age INTEGER{{ az64 }},
-    user_country VARCHAR(256){{ zstd }},
-    created_at DATE{{ az64 }},
+CREATE TABLE IF NOT EXISTS stg_users ({% with staging = true %}{% include 'migrations/_users_columns.sql' %}{% endwith %},
     file_id VARCHAR(32){{ zstd }} NOT NULL,
     source_row BIGINT{{ az64 }} NOT NULL
 ){% if backend == 'redshift' %} DISTSTYLE EVEN{% endif %};
 
-CREATE TABLE IF NOT EXISTS stg_songs (
-    track_id VARCHAR(256){{ zstd }},
-    artists VARCHAR(4096){{ zstd }},
-    album_name VARCHAR(4096){{ zstd }},
-    track_name VARCHAR(4096){{ zstd }},
-    popularity INTEGER{{ az64 }},
-    duration_ms BIGINT{{ az64 }},
-    "explicit" BOOLEAN{{ zstd }},
-    track_genre VARCHAR(256){{ zstd }},
-    danceability DOUBLE PRECISION{{ zstd }},
-    energy DOUBLE PRECISION{{ zstd }},
-    key DOUBLE PRECISION{{ zstd }},
-    loudness DOUBLE PRECISION{{ zstd }},
-    mode DOUBLE PRECISION{{ zstd }},
-    speechiness DOUBLE PRECISION{{ zstd }},
-    acousticness DOUBLE PRECISION{{ zstd }},
-    instrumentalness DOUBLE PRECISION{{ zstd }},
-    liveness DOUBLE PRECISION{{ zstd }},
-    valence DOUBLE PRECISION{{ zstd }},
-    tempo DOUBLE PRECISION{{ zstd }},
-    time_signature DOUBLE PRECISION{{ zstd }},
-    duration_sec DOUBLE PRECISION{{ zstd }},
+CREATE TABLE IF NOT EXISTS stg_songs ({% with staging = true %}{% include 'migrations/_songs_columns.sql' %}{% endwith %},
     file_id VARCHAR(32){{ zstd }} NOT NULL,
     source_row BIGINT{{ az64 }} NOT NULL
 ){% if backend == 'redshift' %} DISTSTYLE EVEN{% endif %};
 
-CREATE TABLE IF NOT EXISTS stg_streams (
-    user_id BIGINT{{ az64 }},
-    track_id VARCHAR(256){{ zstd }},
-    listen_time TIMESTAMP{{ az64 }},
-    listen_date DATE{{ az64 }},
-    listen_hour SMALLINT{{ az64 }},
+CREATE TABLE IF NOT EXISTS stg_streams ({% with staging = true, sort_column = none %}{% include 'migrations/_play_columns.sql' %}{% endwith %},
     file_id VARCHAR(32){{ zstd }} NOT NULL,
     source_row BIGINT{{ az64 }} NOT NULL
 ){% if backend == 'redshift' %} DISTKEY (user_id){% endif %};
 
 -- One row per raw file a batch saw (the batch manifest), COPYed like the data.
 CREATE TABLE IF NOT EXISTS stg_files (
-    batch_id VARCHAR(32){{ zstd }} NOT NULL,
-    file_id VARCHAR(32){{ zstd }} NOT NULL,
-    dataset VARCHAR(16){{ zstd }} NOT NULL,
-    raw_key VARCHAR(1024){{ zstd }} NOT NULL,
-    etag VARCHAR(128){{ zstd }} NOT NULL,
-    outcome VARCHAR(16){{ zstd }} NOT NULL,
-    reason VARCHAR(4096){{ zstd }},
-    rows_read BIGINT{{ az64 }} NOT NULL,
-    rows_quarantined BIGINT{{ az64 }} NOT NULL
+    batch_id VARCHAR(32){{ zstd }} NOT NULL,{% with etag = true %}{% include 'migrations/_file_outcome_columns.sql' %}{% endwith %}
 ){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
 
 -- Every raw file version ever processed, loaded or rejected: it is never
 -- processed again. Written in the same transaction as the file's rows.
-CREATE TABLE IF NOT EXISTS etl_file_ledger (
-    file_id VARCHAR(32){{ zstd }} NOT NULL,
-    dataset VARCHAR(16){{ zstd }} NOT NULL,
-    raw_key VARCHAR(1024){{ zstd }} NOT NULL,
-    etag VARCHAR(128){{ zstd }} NOT NULL,
-    outcome VARCHAR(16){{ zstd }} NOT NULL,
-    reason VARCHAR(4096){{ zstd }},
-    rows_read BIGINT{{ az64 }} NOT NULL,
-    rows_quarantined BIGINT{{ az64 }} NOT NULL,
+CREATE TABLE IF NOT EXISTS etl_file_ledger ({% with etag = true %}{% include 'migrations/_file_outcome_columns.sql' %}{% endwith %},
     batch_id VARCHAR(32){{ zstd }} NOT NULL,
     recorded_at TIMESTAMP DEFAULT {{ now }}{{ az64 }} NOT NULL,
     PRIMARY KEY (file_id)
@@ -146,14 +63,7 @@ CREATE TABLE IF NOT EXISTS etl_file_ledger (
 
 -- What each batch did with each file it saw (loaded, rejected or skipped).
 CREATE TABLE IF NOT EXISTS etl_batch_files (
-    batch_id VARCHAR(32){{ zstd }} NOT NULL,
-    file_id VARCHAR(32){{ zstd }} NOT NULL,
-    dataset VARCHAR(16){{ zstd }} NOT NULL,
-    raw_key VARCHAR(1024){{ zstd }} NOT NULL,
-    outcome VARCHAR(16){{ zstd }} NOT NULL,
-    reason VARCHAR(4096){{ zstd }},
-    rows_read BIGINT{{ az64 }} NOT NULL,
-    rows_quarantined BIGINT{{ az64 }} NOT NULL,
+    batch_id VARCHAR(32){{ zstd }} NOT NULL,{% with etag = false %}{% include 'migrations/_file_outcome_columns.sql' %}{% endwith %},
     recorded_at TIMESTAMP DEFAULT {{ now }}{{ az64 }} NOT NULL,
     PRIMARY KEY (batch_id, file_id)
 ){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
