@@ -15,7 +15,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.music_kpis.csv_reader import raw_records
-from include.music_kpis.schemas import ARROW_TYPES, Column, DatasetSchema
+from include.music_kpis.reasons import excerpt
+from include.music_kpis.schemas import (
+    ARROW_TYPES,
+    CONTROL_CHARACTERS,
+    EARLIEST_TIMESTAMP,
+    INTEGER_RANGES,
+    LATEST_TIMESTAMP,
+    Column,
+    DatasetSchema,
+)
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -80,7 +89,13 @@ _MICROSECONDS = len("2024-01-01T00:00:00.000000")  # longest text the parser tak
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _INTEGER = r"^[+-]?\d{1,18}$"
 _INTEGER_DIGITS = 18
-_INTEGER_LIMITS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
+_CONTROL = f"[{CONTROL_CHARACTERS}]"
+_TIMESTAMP_RANGE = (
+    pa.scalar(EARLIEST_TIMESTAMP, pa.timestamp("us")),
+    pa.scalar(LATEST_TIMESTAMP, pa.timestamp("us")),
+)
+_DATE_RANGE = (pa.scalar(EARLIEST_TIMESTAMP.date(), pa.date32()), pa.scalar(LATEST_TIMESTAMP.date(), pa.date32()))
+_DATE_RANGE_RULE = f"outside {EARLIEST_TIMESTAMP.date().isoformat()}..{LATEST_TIMESTAMP.date().isoformat()}"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$"
 
 
@@ -179,6 +194,7 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
     kind = column.type
     if kind == "text":
         value = pc.utf8_lower(text) if column.lower else text
+        failures.add(column.name, pc.match_substring_regex(value, _CONTROL), "contains a control character")
         if column.max_bytes is not None:
             too_long = pc.greater(pc.binary_length(value), column.max_bytes)
             failures.add(column.name, too_long, f"longer than {column.max_bytes} bytes", show_value=False)
@@ -194,7 +210,11 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
     if kind == "timestamp":
         value, ok = _utc_timestamps(text)
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an accepted timestamp")
-        return pc.if_else(ok, value, pa.scalar(None, value.type))
+        value = pc.if_else(ok, value, pa.scalar(None, value.type))
+        # An offset can carry 9999-12-31 past the year 9999 (or 0001-01-01 before year 1).
+        outside = pc.or_(pc.less(value, _TIMESTAMP_RANGE[0]), pc.greater(value, _TIMESTAMP_RANGE[1]))
+        failures.add(column.name, outside, f"{_DATE_RANGE_RULE} in UTC")
+        return value
     if kind == "date":
         date_ok = pc.match_substring_regex(text, _DATE)
         try:
@@ -206,7 +226,10 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         ok = pc.or_(date_ok, stamp_ok)
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a date or accepted timestamp")
         value = pc.if_else(date_ok, day, pc.cast(stamp, pa.date32()))
-        return pc.if_else(ok, value, pa.scalar(None, pa.date32()))
+        value = pc.if_else(ok, value, pa.scalar(None, pa.date32()))
+        outside = pc.or_(pc.less(value, _DATE_RANGE[0]), pc.greater(value, _DATE_RANGE[1]))
+        failures.add(column.name, outside, f"{_DATE_RANGE_RULE} in UTC")
+        return value
     arrow_type = ARROW_TYPES[kind]
     if kind == "double":
         ok = pc.match_substring_regex(text, _NUMBER)
@@ -224,8 +247,9 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.less(value, column.min), f"below {column.min:g}")
     if kind != "double":
         # Rows outside the type's range failed above or fail here; only good rows are kept.
-        limit = _INTEGER_LIMITS[kind]
-        failures.add(column.name, pc.greater(pc.abs(value), limit), f"outside the {kind} range")
+        lowest, highest = INTEGER_RANGES[kind]
+        outside_type = pc.or_(pc.less(value, lowest), pc.greater(value, highest))
+        failures.add(column.name, outside_type, f"outside the {kind} range")
         value = pc.cast(value, arrow_type, safe=False)
     return value
 
@@ -331,5 +355,5 @@ def _reason(failures: _Failures, code: int | None, by_name: dict[str, list], k: 
     column, rule, show_value = failures.rules[code]
     if not show_value:
         return f"{column}: {rule}"
-    value = (by_name[column][k] or "").strip()[:80]
+    value = excerpt((by_name[column][k] or "").strip())
     return f"{column}: {rule} (got '{value}')"
