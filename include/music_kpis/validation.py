@@ -261,7 +261,7 @@ def _one_array(column: pa.ChunkedArray) -> pa.Array:
 
 def _derive(rule: str, source: pa.Array) -> pa.Array:
     if rule == "milliseconds_to_seconds":
-        return pc.divide(pc.cast(source, pa.float64()), 1000.0)
+        return pc.divide(pc.cast(source, pa.float64(), safe=False), 1000.0)  # past 2**53: nearest double
     if rule == "utc_date":
         return pc.cast(source, pa.date32())
     if rule == "utc_hour":
