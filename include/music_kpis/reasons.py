@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 
 EXCERPT_CHARS = 40
-# A reason must fit the ledger's reason column (VARCHAR(4096) bytes), escapes included.
+# A reason must fit the ledger's reason column (VARCHAR(4096) counts bytes), escapes included.
 MAX_REASON_CHARS = 1000
+MAX_REASON_BYTES = 2000
 
 
 def excerpt(value: str | bytes, limit: int = EXCERPT_CHARS) -> str:
@@ -31,8 +32,12 @@ def _escape(ch: str) -> str:
 
 
 def safe_reason(reason: str) -> str:
-    """A reason fit for logs and the ledger: printable and bounded."""
-    return excerpt(reason, MAX_REASON_CHARS)
+    """A reason fit for logs and the ledger: printable, at most MAX_REASON_BYTES of UTF-8 (+ '...')."""
+    text = excerpt(reason, MAX_REASON_CHARS)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= MAX_REASON_BYTES:
+        return text
+    return encoded[:MAX_REASON_BYTES].decode("utf-8", errors="ignore") + "..."
 
 
 # pyarrow quotes the offending row: "CSV parse error: Row #5: Expected 1 columns, got 3: <row>".
