@@ -108,7 +108,6 @@ def run_dag() -> tuple[str, str]:
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 
-RESUME = "Run `make demo` again (same DATA) to resume: the state is in .local/."
 # How long the DAG's process has to stop after Ctrl-C or SIGTERM before it is killed.
 CHILD_STOP_SECONDS = 10
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
@@ -242,23 +241,7 @@ def format_table(columns: list[str], rows: list[tuple], limit: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`make demo`; Ctrl-C or SIGTERM at any moment stops it cleanly (exit status 130)."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print(
-            "\nStopped: the DAG run, the S3 stand-in and PostgreSQL are shut down; "
-            f"nothing half-loaded is kept. {RESUME}",
-            file=sys.stderr,
-        )
-        return INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _main(argv: list[str] | None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "data" / "sample")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "out")
@@ -270,15 +253,43 @@ def _main(argv: list[str] | None) -> int:
         help="rds_postgres: users and tracks from a seeded PostgreSQL source database, not from DATA's CSVs",
     )
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
-    parser.add_argument("--run-dag-to", type=Path, help=argparse.SUPPRESS)  # the child process
-    args = parser.parse_args(argv)
+    parser.add_argument("--run-dag-to", type=Path, help=argparse.SUPPRESS)  # the DAG's child process
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make demo`; Ctrl-C or SIGTERM at any moment stops it cleanly (exit status 130)."""
+    args = parser().parse_args(argv)
     if args.run_dag_to:
+        return _run_dag_child(args.run_dag_to)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print(
+            "\nStopped: the DAG run, the S3 stand-in and PostgreSQL are shut down; nothing half-loaded is kept. "
+            f"Run `make demo` again (same DATA) to resume: the state is in {args.state}.",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_dag_child(result: Path) -> int:
+    """The child of run_dag_in_child: the parent reports an interruption, not this process."""
+    try:
         run_id, state = run_dag()
-        args.run_dag_to.write_text(json.dumps({"run_id": run_id, "state": state}), encoding="utf-8")
-        return 0
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    result.write_text(json.dumps({"run_id": run_id, "state": state}), encoding="utf-8")
+    return 0
+
+
+def _main(args: argparse.Namespace) -> int:
     data, out_dir, state_dir = args.data.resolve(), args.out.resolve(), args.state.resolve()
     if not data.is_dir():
-        parser.error(f"DATA folder not found: {data}")
+        parser().error(f"DATA folder not found: {data}")
     out_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
 
@@ -320,7 +331,11 @@ def _main(argv: list[str] | None) -> int:
         print(f"{len(rejected)} raw file(s) rejected; every other file was loaded:\n{lines}", file=sys.stderr)
         return 1
     if state != "success":
-        print(f"The DAG run failed: see the task log above (--verbose shows all of it). {RESUME}", file=sys.stderr)
+        print(
+            "The DAG run failed: see the task log above (--verbose shows all of it). "
+            f"Run `make demo` again (same DATA) to finish it: the state is in {state_dir}.",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
