@@ -105,7 +105,7 @@ DATASETS = ("users", "songs", "streams")
 
 def rows_of(dataset: str) -> st.SearchStrategy[list[list[bytes]]]:
     row = st.tuples(*(VALUES[c.type] for c in load_schema(dataset).columns)).map(list)
-    return st.lists(row, min_size=1, max_size=8)
+    return st.lists(row, min_size=1, max_size=20)
 
 
 def csv_bytes(header: list[str], rows: list[list[bytes]]) -> bytes:
@@ -130,7 +130,7 @@ def ddl(stack) -> None:
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_row_is_quarantined_or_stored_exactly(stack, ddl, dataset: str, data: st.DataObject) -> None:
     schema = load_schema(dataset)
