@@ -183,6 +183,29 @@ def _utc_timestamps(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.replace_with_mask(stamps, rest, offset_stamps), pc.replace_with_mask(ok, rest, offset_ok)
 
 
+def _may_hold_control_characters(text: pa.Array) -> bool:
+    """False when no byte of the column's data is below 0x20 or 0x7f: then no value
+    holds a control character, and the regex (most of this rule's cost) is skipped.
+    Looks at the whole data buffer, so a byte outside a sliced array can only cause
+    a needless check, never a missed one."""
+    data = text.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool(((raw < 0x20) | (raw == 0x7F)).any())
+
+
+def _add_outside(failures: _Failures, column: str, value: pa.Array, bounds: tuple[pa.Scalar, pa.Scalar]) -> None:
+    """Values outside [low, high] fail the range rule; one min/max pass when none is."""
+    extremes = pc.min_max(value)
+    low, high = extremes["min"], extremes["max"]
+    # Compared as arrow scalars: a value past year 9999 has no Python counterpart.
+    if not low.is_valid or not (pc.less(low, bounds[0]).as_py() or pc.greater(high, bounds[1]).as_py()):
+        return
+    outside = pc.or_(pc.less(value, bounds[0]), pc.greater(value, bounds[1]))
+    failures.add(column, outside, f"{_DATE_RANGE_RULE} in UTC")
+
+
 def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Array:
     """One column, typed; rows that break a rule are recorded in `failures`."""
     # fill_null copies value by value even when nothing is null (arrow 25): only when needed.
@@ -194,7 +217,8 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
     kind = column.type
     if kind == "text":
         value = pc.utf8_lower(text) if column.lower else text
-        failures.add(column.name, pc.match_substring_regex(value, _CONTROL), "contains a control character")
+        if _may_hold_control_characters(value):
+            failures.add(column.name, pc.match_substring_regex(value, _CONTROL), "contains a control character")
         if column.max_bytes is not None:
             too_long = pc.greater(pc.binary_length(value), column.max_bytes)
             failures.add(column.name, too_long, f"longer than {column.max_bytes} bytes", show_value=False)
@@ -212,8 +236,7 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an accepted timestamp")
         value = pc.if_else(ok, value, pa.scalar(None, value.type))
         # An offset can carry 9999-12-31 past the year 9999 (or 0001-01-01 before year 1).
-        outside = pc.or_(pc.less(value, _TIMESTAMP_RANGE[0]), pc.greater(value, _TIMESTAMP_RANGE[1]))
-        failures.add(column.name, outside, f"{_DATE_RANGE_RULE} in UTC")
+        _add_outside(failures, column.name, value, _TIMESTAMP_RANGE)
         return value
     if kind == "date":
         date_ok = pc.match_substring_regex(text, _DATE)
@@ -227,8 +250,7 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a date or accepted timestamp")
         value = pc.if_else(date_ok, day, pc.cast(stamp, pa.date32()))
         value = pc.if_else(ok, value, pa.scalar(None, pa.date32()))
-        outside = pc.or_(pc.less(value, _DATE_RANGE[0]), pc.greater(value, _DATE_RANGE[1]))
-        failures.add(column.name, outside, f"{_DATE_RANGE_RULE} in UTC")
+        _add_outside(failures, column.name, value, _DATE_RANGE)
         return value
     arrow_type = ARROW_TYPES[kind]
     if kind == "double":
