@@ -6,6 +6,12 @@ Airflow's own `dag.test()` code path, then writes the KPI tables and a run
 summary to OUT. Warehouse and Airflow state live under `.local/`, so the next
 run is incremental. Exit status 1 when a raw file was rejected (after every
 good file was loaded) or the run failed.
+
+The DAG runs in a child process: Airflow's task runner takes over SIGTERM in
+the process that runs tasks, so only a parent that runs none can always turn
+Ctrl-C or SIGTERM into a clean stop (the child first, then the S3 stand-in and
+PostgreSQL, by the context managers that started them). Exit status 130 then;
+the next `make demo` resumes from the state in `.local/`.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ import csv
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
-from include.music_kpis.files import batch_id_for
+from include.music_kpis.files import batch_id_for, ignored_reason
 from include.music_kpis.kpis import kpi_tables
+from include.music_kpis.schemas import all_schemas
 from include.music_kpis.settings import METADATA_SOURCE, SOURCE_CONN_ID
 from include.music_kpis.warehouse import SQL_DIR
 from localdev.local_stack import (
@@ -81,6 +91,55 @@ def run_dag() -> tuple[str, str]:
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 
+# How long the DAG's process has to stop after Ctrl-C or SIGTERM before it is killed.
+CHILD_STOP_SECONDS = 10
+INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
+
+
+def run_dag_in_child() -> tuple[str, str]:
+    """run_dag() in a child process (same environment); stops it on KeyboardInterrupt."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "run.json"
+        child = subprocess.Popen([sys.executable, "-m", "localdev.demo", "--run-dag-to", str(result)])
+        try:
+            code = child.wait()
+        except BaseException:
+            stop_child(child)
+            raise
+        if code != 0 or not result.exists():
+            raise RuntimeError(f"the DAG run stopped with exit status {code}; see the log above")
+        answer = json.loads(result.read_text(encoding="utf-8"))
+    return answer["run_id"], answer["state"]
+
+
+def stop_child(child: subprocess.Popen) -> None:
+    """SIGINT (Airflow's task runner keeps SIGTERM for itself), then SIGKILL after CHILD_STOP_SECONDS."""
+    if child.poll() is not None:
+        return
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(CHILD_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def not_read(keys: list[str]) -> list[tuple[str, str]]:
+    """Uploaded keys the DAG will not read, with the reason."""
+    prefixes = tuple(schema.raw_prefix for schema in all_schemas())
+    skipped = []
+    for key in keys:
+        reason = ignored_reason(key) if key.startswith(prefixes) else f"not under a raw prefix ({', '.join(prefixes)})"
+        if reason:
+            skipped.append((key, reason))
+    return skipped
+
+
+# Why each file of the batch was rejected (etl_batch_files, written by record_batch).
 REPORTS_DIR = SQL_DIR / "reports"
 
 
@@ -159,7 +218,7 @@ def format_table(columns: list[str], rows: list[tuple], limit: int) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "data" / "sample")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "out")
@@ -171,10 +230,43 @@ def main(argv: list[str] | None = None) -> int:
         help="rds_postgres: users and tracks from a seeded PostgreSQL source database, not from DATA's CSVs",
     )
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
-    args = parser.parse_args(argv)
+    parser.add_argument("--run-dag-to", type=Path, help=argparse.SUPPRESS)  # the DAG's child process
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make demo`; Ctrl-C or SIGTERM at any moment stops it cleanly (exit status 130)."""
+    args = parser().parse_args(argv)
+    if args.run_dag_to:
+        return _run_dag_child(args.run_dag_to)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print(
+            "\nStopped: the DAG run, the S3 stand-in and PostgreSQL are shut down; nothing half-loaded is kept. "
+            f"Run `make demo` again (same DATA) to resume: the state is in {args.state}.",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_dag_child(result: Path) -> int:
+    """The child of run_dag_in_child: the parent reports an interruption, not this process."""
+    try:
+        run_id, state = run_dag()
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    result.write_text(json.dumps({"run_id": run_id, "state": state}), encoding="utf-8")
+    return 0
+
+
+def _main(args: argparse.Namespace) -> int:
     data, out_dir, state_dir = args.data.resolve(), args.out.resolve(), args.state.resolve()
     if not data.is_dir():
-        parser.error(f"DATA folder not found: {data}")
+        parser().error(f"DATA folder not found: {data}")
     out_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
 
@@ -195,8 +287,11 @@ def main(argv: list[str] | None = None) -> int:
             skip = ("metadata/",)  # users and tracks come from the source database
         uploaded = upload_folder(endpoint, data, RAW_BUCKET_NAME, skip_prefixes=skip)
         print(f"Uploaded {len(uploaded)} raw file(s) from {data} to s3://{RAW_BUCKET_NAME} (moto at {endpoint})")
-        run_id, state = run_dag()
+        for key, reason in not_read(uploaded):
+            print(f"Ignored {key}: {reason}", file=sys.stderr)
+        run_id, state = run_dag_in_child()
         summary = run_summary(warehouse, batch_id_for(run_id))
+        rejected = report(warehouse, "rejected_files", batch_id=batch_id_for(run_id))
         streams = report(warehouse, "batch_streams", batch_id=batch_id_for(run_id))
         kpis = export_kpis(warehouse, out_dir)
 
@@ -209,10 +304,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
     print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
     print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
-    if summary["rejected_files"]:
-        print(f"Rejected file(s): {', '.join(summary['rejected_files'])} (see the DAG log for why)", file=sys.stderr)
+    if rejected:
+        lines = "\n".join(f"  {key}: {reason}" for key, reason in rejected)
+        print(f"{len(rejected)} raw file(s) rejected; every other file was loaded:\n{lines}", file=sys.stderr)
         return 1
-    return 0 if state == "success" else 1
+    if state != "success":
+        print(
+            "The DAG run failed: see the task log above (--verbose shows all of it). "
+            f"Run `make demo` again (same DATA) to finish it: the state is in {state_dir}.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

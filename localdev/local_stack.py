@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import boto3
 import psycopg2
@@ -54,6 +54,13 @@ class PostgresTarget:
             password=self.password,
             dbname=dbname or self.dbname,
             options=SERIALIZABLE,
+        )
+
+    def url(self) -> str:
+        """The WAREHOUSE_URL form of this target (what parse_postgres_url reads)."""
+        return (
+            f"postgresql://{quote(self.user)}:{quote(self.password)}@/{quote(self.dbname)}"
+            f"?host={quote(self.host)}&port={self.port}"
         )
 
     def with_database(self, dbname: str) -> PostgresTarget:

@@ -5,13 +5,19 @@ reader, decide what is valid: a row with the wrong number of fields or a value
 that is not UTF-8 is reported as that row's problem instead of failing the
 whole file. Rows are numbered as data rows of the file (1 = first row after
 the header), whether they parsed or not.
+
+`csv_stream` turns the object as stored into the CSV text these read: a
+`.csv.gz` object is decompressed as it streams, and a last line without a
+newline gets one (a header-only file then reads as 0 rows, not as empty).
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, BinaryIO
@@ -36,6 +42,63 @@ class RawBatch:
 
 class EmptyFile(Exception):
     """The file has no header row."""
+
+
+GZIP_SUFFIX = ".gz"
+
+
+def csv_stream(
+    open_stream: Callable[[], AbstractContextManager[BinaryIO]], raw_key: str
+) -> Callable[[], AbstractContextManager[BinaryIO]]:
+    """Open the CSV text of a raw object: gunzipped as it streams when the key ends
+    in .gz, and always ending with a newline."""
+    compressed = raw_key.lower().endswith(GZIP_SUFFIX)
+
+    @contextmanager
+    def open_text() -> Iterator[BinaryIO]:
+        with open_stream() as stored:
+            # GzipFile reads the stored stream in small pieces: memory stays flat.
+            text = gzip.GzipFile(fileobj=stored, mode="rb") if compressed else stored
+            with _FinalNewline(text) as stream:
+                yield stream  # type: ignore[misc]
+
+    return open_text
+
+
+class _FinalNewline(io.RawIOBase):
+    """The stream, plus a newline at the end when its last byte is not one.
+
+    pyarrow reads a header with no newline after it as an empty file, while
+    the same header with a newline is a file of 0 rows: both are the latter.
+    The newline must come in the same read as the last bytes (pyarrow looks
+    for the header in the first block only), so one read is held ahead.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.ahead: bytes | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size) if self.ahead is None else self.ahead
+        if not data:
+            self.ahead = b""
+            return b""
+        self.ahead = self.stream.read(size)
+        if not self.ahead and data[-1:] not in (b"\n", b"\r"):
+            if 0 <= size <= len(data):
+                self.ahead = b"\n"  # no room in this read: next one
+            else:
+                data += b"\n"
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def read_header(open_stream: Callable[[], BinaryIO]) -> list[str]:

@@ -9,6 +9,7 @@ COPY of one file's prefix can never match another file's objects.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,20 @@ from include.music_kpis.schemas import DATASETS, load_schema
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+log = logging.getLogger(__name__)
+
+# Raw objects read as CSV (any case); .csv.gz is gunzipped as it streams.
+RAW_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz")
+
+
+def ignored_reason(key: str) -> str | None:
+    """Why an object under a raw prefix is not read, or None when it is."""
+    if key.lower().endswith(RAW_SUFFIXES):
+        return None
+    if key.endswith("/"):
+        return "a folder marker"
+    return f"not a raw data file: only {' and '.join(RAW_SUFFIXES)} objects are read"
 
 
 def _digest(*parts: str) -> str:
@@ -63,15 +78,18 @@ def manifest_prefix(batch_id: str) -> str:
 
 
 def list_raw_files(s3: S3Hook, bucket: str) -> list[RawFile]:
-    """Every CSV object under the datasets' raw prefixes, in key order per dataset."""
+    """Every CSV object (.csv, .csv.gz) under the datasets' raw prefixes, in key order per dataset."""
     return [f for dataset in DATASETS for f in raw_files_under(s3, bucket, dataset, load_schema(dataset).raw_prefix)]
 
 
 def raw_files_under(s3: S3Hook, bucket: str, dataset: str, prefix: str) -> list[RawFile]:
-    """The CSV objects under one prefix of the raw bucket, in key order."""
-    objects = s3.iter_file_metadata(prefix=prefix, bucket_name=bucket)
-    return [
-        RawFile(dataset, obj["Key"], obj["ETag"].strip('"'))
-        for obj in sorted(objects, key=lambda o: o["Key"])
-        if obj["Key"].lower().endswith(".csv")
-    ]
+    """The CSV objects under one prefix of the raw bucket, in key order; every other
+    object is named in the log as ignored, with the reason."""
+    files = []
+    for obj in sorted(s3.iter_file_metadata(prefix=prefix, bucket_name=bucket), key=lambda o: o["Key"]):
+        reason = ignored_reason(obj["Key"])
+        if reason is None:
+            files.append(RawFile(dataset, obj["Key"], obj["ETag"].strip('"')))
+        elif not obj["Key"].endswith("/"):
+            log.warning("s3://%s/%s ignored: %s", bucket, obj["Key"], reason)
+    return files

@@ -14,12 +14,13 @@ import awswrangler as wr
 import boto3
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-from include.music_kpis.airflow_compat import BaseHook
+from include.music_kpis.airflow_compat import AirflowFailException, BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, raw_files_under, transformed_prefix
 from include.music_kpis.metadata_source import extract_tables
 from include.music_kpis.migrations import migrate
 from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
 from include.music_kpis.redshift_copy import check_copy_connection
+from include.music_kpis.retry_policy import is_transient
 from include.music_kpis.schemas import all_schemas, load_schema, load_source_tables
 from include.music_kpis.settings import AWS_CONN_ID, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, RuntimeSettings
 from include.music_kpis.warehouse import SQL_DIR
@@ -86,15 +87,24 @@ def extract_metadata() -> list[dict[str, Any]]:
 
 
 def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
+    """One raw file's outcome. A bad file is an outcome (rejected), not an error;
+    only a transient error is raised as is, for Airflow to retry. Anything else
+    fails the task at once (AirflowFailException: no retry), since running the
+    same code on the same input again would fail the same way."""
     settings = RuntimeSettings.from_variables()
-    outcome = process_raw_file(
-        RawFile(**raw_file),
-        raw_bucket=settings.raw_bucket,
-        processed_bucket=settings.processed_bucket,
-        reject_threshold=settings.reject_threshold,
-        session=wrangler_session(),
-        block_bytes=settings.read_block_bytes,
-    )
+    try:
+        outcome = process_raw_file(
+            RawFile(**raw_file),
+            raw_bucket=settings.raw_bucket,
+            processed_bucket=settings.processed_bucket,
+            reject_threshold=settings.reject_threshold,
+            session=wrangler_session(),
+            block_bytes=settings.read_block_bytes,
+        )
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise AirflowFailException(f"{raw_file.get('raw_key')}: {type(error).__name__}: {error}") from error
     return outcome.to_xcom()
 
 

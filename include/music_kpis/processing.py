@@ -9,6 +9,11 @@ are written in parts on writer threads as the file is read. A file whose
 rejected share is above the threshold, or that cannot be parsed, is rejected
 whole: its validated and transformed outputs are removed so it can never be
 half-loaded.
+
+Any error while reading or validating a file that is not transient (see
+`retry_policy`) is a property of the file: the file is rejected with a reason
+and the task succeeds, so the rest of the batch loads and no retry waits on
+bytes that will not change. Transient errors are raised for Airflow to retry.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
-from include.music_kpis.csv_reader import EmptyFile, RawBatch, decode_batch, read_batches, read_header
+from include.music_kpis.csv_reader import EmptyFile, RawBatch, csv_stream, decode_batch, read_batches, read_header
 from include.music_kpis.files import (
     RawFile,
     manifest_prefix,
@@ -38,6 +43,8 @@ from include.music_kpis.files import (
     transformed_prefix,
     validated_prefix,
 )
+from include.music_kpis.reasons import describe_read_error, safe_reason
+from include.music_kpis.retry_policy import is_transient
 from include.music_kpis.schemas import DatasetSchema, schema_for_file
 from include.music_kpis.validation import (
     QUARANTINE_SCHEMA,
@@ -355,7 +362,30 @@ def transform_file(
     part_bytes: int = 128 << 20,
     group_rows: int = 1 << 18,
 ) -> FileOutcome:
-    """Validate + transform one raw file into `store`; returns what happened to it."""
+    """Validate + transform one raw file into `store`; returns what happened to it.
+
+    `open_stream` opens the object as stored (gzip-compressed for a .gz key)."""
+    return _transform(
+        raw,
+        csv_stream(open_stream, raw.raw_key),
+        store,
+        reject_threshold=reject_threshold,
+        block_bytes=block_bytes,
+        part_bytes=part_bytes,
+        group_rows=group_rows,
+    )
+
+
+def _transform(
+    raw: RawFile,
+    open_stream: Callable[[], AbstractContextManager[BinaryIO]],
+    store: ProcessedStore,
+    *,
+    reject_threshold: float,
+    block_bytes: int,
+    part_bytes: int,
+    group_rows: int,
+) -> FileOutcome:
     schema = schema_for_file(raw.dataset, raw.raw_key)
     file_id = raw.file_id
     outputs: _Outputs | None = None
@@ -380,7 +410,7 @@ def transform_file(
             # (the new attempt clears what this one uploaded).
             _abandon(outputs)
             log.info("%s: a row is longer than %d bytes; reading again in larger blocks", raw.raw_key, block_bytes)
-            return transform_file(
+            return _transform(
                 raw,
                 open_stream,
                 store,
@@ -390,6 +420,14 @@ def transform_file(
                 group_rows=group_rows,
             )
         return _reject(raw, _describe(error), store, outputs)
+    except Exception as error:
+        if is_transient(error) or _changed_while_read(error):
+            _abandon(outputs)
+            raise
+        # Not a rule the code knows, but the same bytes would fail the same way again.
+        log.exception("%s: unexpected error while reading it; the file is rejected", raw.raw_key)
+        _abandon(outputs)
+        return _reject(raw, f"could not be read as CSV: {describe_read_error(error)}", store, None, _rows(outputs))
     except BaseException:
         _abandon(outputs)
         raise
@@ -452,7 +490,19 @@ def _describe(error: Exception) -> str:
         return f"header is not valid UTF-8 (byte {error.start})"
     if "straddling" in str(error):
         return f"a row is longer than {MAX_BLOCK_BYTES >> 20} MB"
-    return f"unreadable CSV: {str(error).strip()}"
+    return f"unreadable CSV: {describe_read_error(error)}"
+
+
+def _changed_while_read(error: Exception) -> bool:
+    """S3 refused the read: the object changed since it was listed (process_raw_file handles it)."""
+    return isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in (
+        "PreconditionFailed",
+        "412",
+    )
+
+
+def _rows(outputs: _Outputs | None) -> int:
+    return outputs.rows_read if outputs is not None else 0
 
 
 def _abandon(outputs: _Outputs | None) -> None:
@@ -468,15 +518,22 @@ def _discard(raw: RawFile, store: ProcessedStore) -> None:
         store.remove_prefix(prefix(raw.dataset, raw.file_id))
 
 
-def _reject(raw: RawFile, reason: str, store: ProcessedStore, outputs: _Outputs | None) -> FileOutcome:
+def _reject(
+    raw: RawFile, reason: str, store: ProcessedStore, outputs: _Outputs | None, rows_read: int = 0
+) -> FileOutcome:
     """Never half-loaded: no transformed or validated part stays. The rows rejected one
     by one so far stay in quarantine (rows-*.parquet) next to the file's own reason."""
+    reason = safe_reason(reason)
     log.error("%s rejected: %s", raw.raw_key, reason)
-    rows_read = 0
     if outputs is not None:
         rows_read = outputs.rows_read
         outputs.transformed.abandon()
-        outputs.quarantine.close()
+        try:
+            outputs.quarantine.close()
+        except Exception as error:
+            if is_transient(error):
+                raise
+            outputs.quarantine.abandon()  # the file's own reason below is what counts
     file_id = raw.file_id
     store.remove_prefix(transformed_prefix(raw.dataset, file_id))
     store.remove_prefix(validated_prefix(raw.dataset, file_id))
@@ -498,7 +555,7 @@ def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket:
             "raw_key": o.raw_key,
             "etag": o.etag,
             "outcome": o.outcome,
-            "reason": o.reason,
+            "reason": safe_reason(o.reason) if o.reason is not None else None,
             "rows_read": o.rows_read,
             "rows_quarantined": o.rows_quarantined,
         }

@@ -7,6 +7,7 @@ that the warehouse DDL agrees with them.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -48,6 +49,25 @@ SQL_TYPES: dict[str, str] = {
     "date": "date",
     "timestamp": "timestamp without time zone",
 }
+
+
+# What every accepted value must fit, on PostgreSQL, Redshift and in Python
+# (the exports read rows back as Python values). Integers: the range of the
+# column's warehouse type. Dates and timestamps: Python's years 1..9999 (both
+# warehouses reach further: PostgreSQL 4713 BC..294276 AD, Redshift the same
+# for TIMESTAMP). Text: valid UTF-8 (checked when decoding), no more bytes than
+# the column's max_bytes (Redshift VARCHAR(n) counts bytes), and none of the
+# control characters below: neither warehouse can store NUL in a VARCHAR, and
+# the other C0 controls are never text in these data sets (tab, LF and CR,
+# which a quoted CSV value may hold, are allowed).
+INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
+EARLIEST_TIMESTAMP = dt.datetime(1, 1, 1)
+LATEST_TIMESTAMP = dt.datetime(9999, 12, 31, 23, 59, 59, 999999)
+CONTROL_CHARACTERS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from include.music_kpis.csv_reader import raw_records
-from include.music_kpis.schemas import ARROW_TYPES, Column, DatasetSchema
+from include.music_kpis.reasons import excerpt
+from include.music_kpis.schemas import (
+    ARROW_TYPES,
+    CONTROL_CHARACTERS,
+    EARLIEST_TIMESTAMP,
+    INTEGER_RANGES,
+    LATEST_TIMESTAMP,
+    Column,
+    DatasetSchema,
+)
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -80,7 +89,13 @@ _MICROSECONDS = len("2024-01-01T00:00:00.000000")  # longest text the parser tak
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _INTEGER = r"^[+-]?\d{1,18}$"
 _INTEGER_DIGITS = 18
-_INTEGER_LIMITS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
+_CONTROL = f"[{CONTROL_CHARACTERS}]"
+_TIMESTAMP_RANGE = (
+    pa.scalar(EARLIEST_TIMESTAMP, pa.timestamp("us")),
+    pa.scalar(LATEST_TIMESTAMP, pa.timestamp("us")),
+)
+_DATE_RANGE = (pa.scalar(EARLIEST_TIMESTAMP.date(), pa.date32()), pa.scalar(LATEST_TIMESTAMP.date(), pa.date32()))
+_DATE_RANGE_RULE = f"outside {EARLIEST_TIMESTAMP.date().isoformat()}..{LATEST_TIMESTAMP.date().isoformat()}"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$"
 
 
@@ -168,6 +183,29 @@ def _utc_timestamps(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.replace_with_mask(stamps, rest, offset_stamps), pc.replace_with_mask(ok, rest, offset_ok)
 
 
+def _may_hold_control_characters(text: pa.Array) -> bool:
+    """False when no byte of the column's data is below 0x20 or 0x7f: then no value
+    holds a control character, and the regex (most of this rule's cost) is skipped.
+    Looks at the whole data buffer, so a byte outside a sliced array can only cause
+    a needless check, never a missed one."""
+    data = text.buffers()[2]
+    if data is None or data.size == 0:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool(((raw < 0x20) | (raw == 0x7F)).any())
+
+
+def _add_outside(failures: _Failures, column: str, value: pa.Array, bounds: tuple[pa.Scalar, pa.Scalar]) -> None:
+    """Values outside [low, high] fail the range rule; one min/max pass when none is."""
+    extremes = pc.min_max(value)
+    low, high = extremes["min"], extremes["max"]
+    # Compared as arrow scalars: a value past year 9999 has no Python counterpart.
+    if not low.is_valid or not (pc.less(low, bounds[0]).as_py() or pc.greater(high, bounds[1]).as_py()):
+        return
+    outside = pc.or_(pc.less(value, bounds[0]), pc.greater(value, bounds[1]))
+    failures.add(column, outside, f"{_DATE_RANGE_RULE} in UTC")
+
+
 def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Array:
     """One column, typed; rows that break a rule are recorded in `failures`."""
     # fill_null copies value by value even when nothing is null (arrow 25): only when needed.
@@ -179,6 +217,8 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
     kind = column.type
     if kind == "text":
         value = pc.utf8_lower(text) if column.lower else text
+        if _may_hold_control_characters(value):
+            failures.add(column.name, pc.match_substring_regex(value, _CONTROL), "contains a control character")
         if column.max_bytes is not None:
             too_long = pc.greater(pc.binary_length(value), column.max_bytes)
             failures.add(column.name, too_long, f"longer than {column.max_bytes} bytes", show_value=False)
@@ -194,7 +234,10 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
     if kind == "timestamp":
         value, ok = _utc_timestamps(text)
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an accepted timestamp")
-        return pc.if_else(ok, value, pa.scalar(None, value.type))
+        value = pc.if_else(ok, value, pa.scalar(None, value.type))
+        # An offset can carry 9999-12-31 past the year 9999 (or 0001-01-01 before year 1).
+        _add_outside(failures, column.name, value, _TIMESTAMP_RANGE)
+        return value
     if kind == "date":
         date_ok = pc.match_substring_regex(text, _DATE)
         try:
@@ -206,7 +249,9 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         ok = pc.or_(date_ok, stamp_ok)
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a date or accepted timestamp")
         value = pc.if_else(date_ok, day, pc.cast(stamp, pa.date32()))
-        return pc.if_else(ok, value, pa.scalar(None, pa.date32()))
+        value = pc.if_else(ok, value, pa.scalar(None, pa.date32()))
+        _add_outside(failures, column.name, value, _DATE_RANGE)
+        return value
     arrow_type = ARROW_TYPES[kind]
     if kind == "double":
         ok = pc.match_substring_regex(text, _NUMBER)
@@ -224,8 +269,9 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.less(value, column.min), f"below {column.min:g}")
     if kind != "double":
         # Rows outside the type's range failed above or fail here; only good rows are kept.
-        limit = _INTEGER_LIMITS[kind]
-        failures.add(column.name, pc.greater(pc.abs(value), limit), f"outside the {kind} range")
+        lowest, highest = INTEGER_RANGES[kind]
+        outside_type = pc.or_(pc.less(value, lowest), pc.greater(value, highest))
+        failures.add(column.name, outside_type, f"outside the {kind} range")
         value = pc.cast(value, arrow_type, safe=False)
     return value
 
@@ -237,7 +283,7 @@ def _one_array(column: pa.ChunkedArray) -> pa.Array:
 
 def _derive(rule: str, source: pa.Array) -> pa.Array:
     if rule == "milliseconds_to_seconds":
-        return pc.divide(pc.cast(source, pa.float64()), 1000.0)
+        return pc.divide(pc.cast(source, pa.float64(), safe=False), 1000.0)  # past 2**53: nearest double
     if rule == "utc_date":
         return pc.cast(source, pa.date32())
     if rule == "utc_hour":
@@ -331,5 +377,5 @@ def _reason(failures: _Failures, code: int | None, by_name: dict[str, list], k: 
     column, rule, show_value = failures.rules[code]
     if not show_value:
         return f"{column}: {rule}"
-    value = (by_name[column][k] or "").strip()[:80]
+    value = excerpt((by_name[column][k] or "").strip())
     return f"{column}: {rule} (got '{value}')"

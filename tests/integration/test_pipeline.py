@@ -119,7 +119,7 @@ def test_rejected_file_fails_the_run_after_loading_good_files(stack, sample_raw:
 
 def test_make_demo_outputs(stack, sample_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """demo.main (what `make demo DATA=... OUT=...` runs) writes SPEC section 6's files."""
-    monkeypatch.setenv("WAREHOUSE_URL", _url(stack.warehouse))
+    monkeypatch.setenv("WAREHOUSE_URL", stack.warehouse.url())
     out = tmp_path / "out"
     saved = dict(os.environ)
     try:
@@ -151,9 +151,3 @@ def test_make_demo_outputs(stack, sample_raw: Path, tmp_path: Path, monkeypatch:
     expected = expected_tables(sample_raw)
     assert_kpis_equal(read_kpi_csv(out / "genre_kpis.csv"), expected.genre_kpis)
     assert_kpis_equal(read_kpi_csv(out / "hourly_kpis.csv"), expected.hourly_kpis)
-
-
-def _url(target) -> str:
-    from urllib.parse import quote
-
-    return f"postgresql://{target.user}@/{target.dbname}?host={quote(target.host)}&port={target.port}"

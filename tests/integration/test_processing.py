@@ -3,6 +3,7 @@ the rejection threshold, unreadable files, and what lands in the processed bucke
 
 from __future__ import annotations
 
+import gzip
 import io
 import shutil
 import uuid
@@ -256,3 +257,87 @@ def test_parts_of_an_earlier_attempt_are_cleared(tmp_path: Path) -> None:
     assert (outcome.outcome, outcome.rows_quarantined) == (ACCEPTED, 0)
     assert store.parts(f"quarantine/streams/{raw.file_id}/") == []
     assert len(store.parts(f"transformed/streams/{raw.file_id}/")) == 1
+
+
+# --- one bad file never stops the others -------------------------------------
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00\x00\x00\x10\x08\x06\x00,\x1f\xf3\xff\na,\x00\x9a\x01\n"
+
+
+@pytest.mark.parametrize("body", [HEADER.rstrip("\n"), HEADER.rstrip("\n") + "\r\n", HEADER.replace("\n", "\r")])
+def test_header_only_file_is_loaded_empty_with_or_without_a_final_newline(buckets, body: str) -> None:
+    process, _, _ = buckets
+    outcome = process("streams/header_only.csv", body)
+    assert (outcome.outcome, outcome.rows_read) == (ACCEPTED, 0)
+
+
+def test_last_row_without_a_newline_is_read(buckets) -> None:
+    process, _, _ = buckets
+    outcome = process("streams/no_final_newline.csv", HEADER + GOOD * 2 + GOOD.rstrip("\n"))
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 3, 0)
+
+
+def test_gzip_file_is_read_like_csv(buckets) -> None:
+    process, keys, table = buckets
+    body = HEADER + "".join(f"{i},t{i},2024-01-01 10:00:00\n" for i in range(1, 3001)) + "x,t,2024-01-01 10:00:00\n"
+    outcome = process("streams/batch.csv.gz", gzip.compress(body.encode()), threshold=0.01, block_bytes=4096)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 3001, 1)
+    parts = [k for k in keys(f"transformed/streams/{outcome.file_id}/")]
+    assert pa.concat_tables([table(k) for k in parts]).column("source_row").to_pylist() == list(range(1, 3001))
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "reason"),
+    [
+        ("streams/truncated.csv.gz", gzip.compress((HEADER + GOOD * 500).encode())[:-40], "EOFError"),
+        ("streams/not_gzip.csv.gz", (HEADER + GOOD).encode(), "BadGzipFile"),
+        ("streams/image.csv", PNG, "not a CSV in UTF-8"),
+        ("streams/utf16.csv", (HEADER + GOOD).encode("utf-16"), "header is not valid UTF-8"),
+    ],
+)
+def test_files_that_are_not_csv_text_are_rejected_with_a_printable_reason(
+    buckets, key: str, body: bytes, reason: str
+) -> None:
+    process, keys, table = buckets
+    outcome = process(key, body)
+    assert outcome.outcome == REJECTED
+    assert reason in outcome.reason
+    assert outcome.reason.isprintable() and len(outcome.reason) < 300
+    assert keys(f"transformed/streams/{outcome.file_id}/") == []
+    (record,) = table(f"quarantine/streams/{outcome.file_id}/file.parquet").to_pylist()
+    assert record["reason"] == f"file rejected: {outcome.reason}"
+
+
+class _BrokenStream(io.BytesIO):
+    """A stream that fails after its first read with the given error."""
+
+    def __init__(self, data: bytes, error: BaseException) -> None:
+        super().__init__(data)
+        self.error, self.reads = error, 0
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads += 1
+        if self.reads > 1:
+            raise self.error
+        return super().read(size)
+
+
+def test_an_unexpected_error_in_one_file_rejects_that_file(tmp_path: Path) -> None:
+    store = FolderStore(tmp_path / "processed")
+    raw = RawFile("streams", "streams/odd.csv", "etag")
+    body = (HEADER + GOOD * 3).encode()
+    outcome = transform_file(
+        raw, lambda: _BrokenStream(body, ValueError("no rule knows this \x00")), store, reject_threshold=0.05
+    )
+    assert outcome.outcome == REJECTED
+    assert outcome.reason == "could not be read as CSV: ValueError: no rule knows this \\x00"
+    assert store.parts(f"transformed/streams/{raw.file_id}/") == []
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError("peer went away"), TimeoutError("read timed out")])
+def test_a_transient_error_is_raised_for_a_retry(tmp_path: Path, error: Exception) -> None:
+    store = FolderStore(tmp_path / "processed")
+    raw = RawFile("streams", "streams/a.csv", "etag")
+    with pytest.raises(type(error)):
+        transform_file(raw, lambda: _BrokenStream((HEADER + GOOD).encode(), error), store, reject_threshold=0.05)
+    assert store.parts(f"transformed/streams/{raw.file_id}/") == []

@@ -311,3 +311,62 @@ def test_raw_records_are_the_json_of_each_row() -> None:
     columns = [[row[i] for row in rows] for i in range(len(header))]
     expected = [json.dumps(dict(zip(header, [v or "" for v in row], strict=True)), ensure_ascii=False) for row in rows]
     assert raw_records(header, columns) == expected
+
+
+# --- what the warehouse can hold -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("ab\x00cd", "ab\\x00cd"), ("x\x1by", "x\\x1by"), ("a\x7f", "a\\x7f"), ("\x00" * 60, "\\x00" * 40 + "...")],
+)
+def test_control_characters_in_text_are_rejected_and_shown_escaped(value: str, shown: str) -> None:
+    # Neither PostgreSQL nor Redshift can store NUL in a VARCHAR; the reason must not carry it either.
+    result = run("streams", STREAMS, [["7", value, "2024-05-01 10:00:00"]])
+    assert reasons(result) == {1: f"track_id: contains a control character (got '{shown}')"}
+    assert "\x00" not in reasons(result)[1]
+
+
+def test_tabs_and_newlines_inside_text_are_kept() -> None:
+    (row,) = good_rows(run("songs", SONGS, [one_song(track_name="a\tb\nc\r\nd")]))
+    assert row["track_name"] == "a\tb\nc\r\nd"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+        "0001-01-01T00:30:00+01:00",  # year 0 in UTC
+        "0000-06-01 10:00:00",
+    ],
+)
+def test_timestamps_outside_years_1_to_9999_in_utc_are_rejected(text: str) -> None:
+    result = run("streams", STREAMS, [["7", "t", text]])
+    assert reasons(result) == {1: f"listen_time: outside 0001-01-01..9999-12-31 in UTC (got '{text}')"}
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("9999-12-31T23:59:59.999999Z", dt.datetime(9999, 12, 31, 23, 59, 59, 999999)),
+        ("9999-12-31T23:59:59+01:00", dt.datetime(9999, 12, 31, 22, 59, 59)),
+        ("0001-01-01 00:00:00", dt.datetime(1, 1, 1)),
+    ],
+)
+def test_timestamps_at_the_edges_of_the_range_are_kept(text: str, utc: dt.datetime) -> None:
+    (row,) = good_rows(run("streams", STREAMS, [["7", "t", text]]))
+    assert row["listen_time"] == utc
+
+
+@pytest.mark.parametrize("text", ["0000-01-01", "9999-12-31T23:00:00-02:00"])
+def test_dates_outside_years_1_to_9999_are_rejected(text: str) -> None:
+    result = run("users", USERS, [one_user(created_at=text)])
+    assert reasons(result) == {1: f"created_at: outside 0001-01-01..9999-12-31 in UTC (got '{text}')"}
+
+
+def test_integers_beyond_the_warehouse_types_are_rejected() -> None:
+    # BIGINT holds 19 digits only up to 2**63 - 1: more than 18 digits is never taken.
+    result = run("streams", STREAMS, [["9223372036854775808", "t", "2024-05-01 10:00:00"]])
+    assert reasons(result) == {1: "user_id: not an integer (got '9223372036854775808')"}
+    (row,) = good_rows(run("songs", SONGS, [one_song(duration_ms="999999999999999999")]))
+    assert row["duration_ms"] == 999_999_999_999_999_999
