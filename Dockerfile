@@ -20,4 +20,4 @@ ENV PYTHONPATH="/usr/local/airflow${PYTHONPATH:+:${PYTHONPATH}}"
 
 # Fail the build, not the first DAG run, when requirements.txt does not give
 # the project what it imports.
-RUN PYTHONDONTWRITEBYTECODE=1 python -c "import include.music_kpis.pipeline, include.music_kpis.operators"
+RUN PYTHONDONTWRITEBYTECODE=1 python -c "import include.music_kpis.tasks, include.music_kpis.operators"

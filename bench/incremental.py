@@ -72,8 +72,8 @@ SELECT batch_id, file_id, dataset, raw_key, outcome, rows_read, rows_quarantined
 # file that brings the users the previous batch parked plays of (so those plays load now).
 BATCH = """
 INSERT INTO stg_files VALUES
-    ('{batch}', '{streams_file}', 'streams', 'streams/{batch}.csv', 'e', 'accepted', NULL, {batch_rows}, 0),
-    ('{batch}', '{users_file}', 'users', 'metadata/users/{batch}.csv', 'e', 'accepted', NULL, 1000, 0);
+    ('{batch}', '{streams_file}', 'streams', 'streams/{batch}.csv', 'e', 'loaded', NULL, {batch_rows}, 0),
+    ('{batch}', '{users_file}', 'users', 'metadata/users/{batch}.csv', 'e', 'loaded', NULL, 1000, 0);
 INSERT INTO stg_streams
 SELECT CASE WHEN g % 100 = 0 THEN {new_users} + g / 100 ELSE 1 + (g * 31) % {known_users} END,
        't' || (1 + (g * 17) % 20000), ts, ts::date, EXTRACT(hour FROM ts), '{streams_file}', g

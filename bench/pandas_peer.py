@@ -1,7 +1,7 @@
 """The usual way such a step is written: pandas over the whole file, same rules.
 
 Used only as a peer in the benchmark; the project's implementation is
-include/music_kpis/processing.py.
+include/music_kpis/transform.py.
 """
 
 from __future__ import annotations

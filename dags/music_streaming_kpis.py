@@ -11,7 +11,7 @@ the warehouse (Amazon Redshift; PostgreSQL locally). One run:
    (`new`, passed on by `files_to_validate`), and those already processed (`skipped`).
 4. `validate_and_transform` (mapped, one per new file): schema rules in pyarrow;
    Parquet to `validated/` and `transformed/`, bad rows to `quarantine/`.
-5. `stage_batch`: the batch manifest and one COPY job per accepted file with rows.
+5. `stage_batch`: the batch manifest and one COPY job per file to load that has rows.
 6. `copy_to_staging` (mapped, one COPY per job): Parquet into staging.
 7. `upsert_users`, then `upsert_songs` (MERGE), `load_streams` (deduplicated
    append, unknown users and tracks parked), `record_batch` (ledger): one
@@ -32,7 +32,7 @@ from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOp
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import chain, dag, task
 
-from include.music_kpis import pipeline, settings
+from include.music_kpis import settings, tasks
 from include.music_kpis.airflow_compat import AirflowFailException
 from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.redshift_copy import COPY_OPTIONS
@@ -71,15 +71,15 @@ def music_streaming_kpis() -> None:
     # The tasks, in run order.
     @task
     def create_tables() -> None:
-        pipeline.create_tables(BACKEND)
+        tasks.create_tables(BACKEND)
 
     @task
     def extract_metadata() -> list[dict[str, Any]]:
-        return pipeline.extract_metadata()
+        return tasks.extract_metadata()
 
     @task(multiple_outputs=True)
     def find_new_files() -> dict[str, list[dict[str, Any]]]:
-        return pipeline.find_new_files()
+        return tasks.find_new_files()
 
     @task
     def files_to_validate(new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,12 +88,12 @@ def music_streaming_kpis() -> None:
 
     @task
     def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
-        return pipeline.validate_and_transform(raw_file)
+        return tasks.validate_and_transform(raw_file)
 
     @task(trigger_rule="none_failed")
     def stage_batch(outcomes: list[dict[str, Any]], skipped: list[dict[str, Any]], run_id: Any = None) -> list[dict]:
         copy_conn_id = settings.REDSHIFT_COPY_CONN_ID if BACKEND == "redshift" else None
-        return pipeline.stage_batch(run_id, outcomes, skipped, copy_conn_id)
+        return tasks.stage_batch(run_id, outcomes, skipped, copy_conn_id)
 
     if BACKEND == "redshift":
         copy_to_staging = S3ToRedshiftOperator.partial(
@@ -120,7 +120,7 @@ def music_streaming_kpis() -> None:
 
     @task
     def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
-        report = pipeline.rejection_report(outcomes)
+        report = tasks.rejection_report(outcomes)
         if report:
             raise AirflowFailException(report)
 

@@ -1,4 +1,4 @@
-{#- Included by the load steps: the batch's accepted files of one dataset that
+{#- Included by the load steps: the batch's files of one dataset to load that
     are not in the ledger yet, one row each (a rerun may have staged the
     manifest twice). Expects `dataset` and `batch` to be set. -#}
 DROP TABLE IF EXISTS tmp_{{ dataset }}_files;
@@ -8,6 +8,6 @@ SELECT file_id, MIN(raw_key) AS raw_key, MIN(etag) AS etag,
 FROM stg_files
 WHERE batch_id = '{{ batch }}'
   AND dataset = '{{ dataset }}'
-  AND outcome = 'accepted'
+  AND outcome = 'loaded'
   AND file_id NOT IN (SELECT file_id FROM etl_file_ledger)
 GROUP BY file_id;

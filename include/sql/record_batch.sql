@@ -18,7 +18,7 @@ GROUP BY file_id;
 INSERT INTO etl_batch_files
     (batch_id, file_id, dataset, raw_key, outcome, reason, rows_read, rows_quarantined)
 SELECT '{{ batch }}', file_id, MIN(dataset), MIN(raw_key),
-       CASE MIN(outcome) WHEN 'accepted' THEN 'loaded' ELSE MIN(outcome) END,
+       MIN(outcome),
        MIN(reason), MAX(rows_read), MAX(rows_quarantined)
 FROM stg_files
 WHERE batch_id = '{{ batch }}'

@@ -584,7 +584,7 @@ def test_dockerignore_keeps_secrets_out_and_the_project_in():
         "Dockerfile",
         ".env.example",
         "dags/music_streaming_kpis.py",
-        "include/music_kpis/pipeline.py",
+        "include/music_kpis/tasks.py",
         "include/sql/migrations/0001_create_tables.sql",
         "include/schemas/streams.yaml",
     ):

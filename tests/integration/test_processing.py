@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include.music_kpis.files import RawFile
-from include.music_kpis.processing import ACCEPTED, REJECTED, process_raw_file, transform_file
+from include.music_kpis.outcomes import LOADED, REJECTED
+from include.music_kpis.transform import process_raw_file, transform_file
 from localdev.local_stack import MOTO_CREDENTIALS, REGION, create_buckets, s3_client
 
 HEADER = "user_id,track_id,listen_time\n"
@@ -59,12 +60,12 @@ def buckets(moto_endpoint: str):
 def test_good_file_writes_validated_and_transformed_parquet(buckets) -> None:
     process, keys, table = buckets
     outcome = process("streams/a.csv", HEADER + GOOD * 3)
-    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 3, 0)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (LOADED, 3, 0)
     transformed = [k for k in keys("transformed/streams/") if k.endswith(".parquet")]
     assert transformed == [f"transformed/streams/{outcome.file_id}/part-00000.parquet"]
     assert table(transformed[0]).column_names[-2:] == ["file_id", "source_row"]
     assert keys("validated/streams/") == [f"validated/streams/{outcome.file_id}/part-00000.parquet"]
-    # validated/ holds the very rows handed to the warehouse (docs: processing._open_outputs).
+    # validated/ holds the very rows handed to the warehouse (docs: transform._open_outputs).
     assert table(keys("validated/streams/")[0]).equals(table(transformed[0]))
     assert keys("quarantine/") == []
 
@@ -73,7 +74,7 @@ def test_bad_rows_are_quarantined_with_reasons(buckets) -> None:
     process, keys, table = buckets
     body = HEADER + GOOD * 19 + "x,t1,2024-01-01 10:00:00\n"  # 1 of 20 = 5 %: accepted
     outcome = process("streams/b.csv", body)
-    assert (outcome.outcome, outcome.rows_quarantined) == (ACCEPTED, 1)
+    assert (outcome.outcome, outcome.rows_quarantined) == (LOADED, 1)
     (quarantine,) = keys("quarantine/streams/")
     rows = table(quarantine).to_pylist()
     assert rows == [
@@ -104,7 +105,7 @@ def test_above_threshold_rejects_the_whole_file(buckets) -> None:
 def test_threshold_is_a_setting(buckets) -> None:
     process, _, _ = buckets
     body = HEADER + GOOD * 18 + "x,t1,2024-01-01 10:00:00\n" * 2
-    assert process("streams/d.csv", body, threshold=0.2).outcome == ACCEPTED
+    assert process("streams/d.csv", body, threshold=0.2).outcome == LOADED
 
 
 def test_threshold_counts_the_whole_file_across_blocks(buckets) -> None:
@@ -134,7 +135,7 @@ def test_unreadable_files_are_rejected_with_a_reason(buckets, body: bytes, reaso
 def test_header_only_file_is_loaded_empty(buckets) -> None:
     process, _, _ = buckets
     outcome = process("streams/empty.csv", HEADER)
-    assert (outcome.outcome, outcome.rows_read) == (ACCEPTED, 0)
+    assert (outcome.outcome, outcome.rows_read) == (LOADED, 0)
 
 
 def test_quoted_fields_with_commas_and_newlines(buckets) -> None:
@@ -145,7 +146,7 @@ def test_quoted_fields_with_commas_and_newlines(buckets) -> None:
         '2,"=HYPERLINK(""x"")",40,FR,2024-01-01\n'
     )
     outcome = process("metadata/users/u.csv", body, dataset="users")
-    assert outcome.outcome == ACCEPTED
+    assert outcome.outcome == LOADED
     (part,) = [k for k in keys("transformed/users/") if k.endswith(".parquet")]
     rows = table(part).to_pylist()
     assert [r["user_name"] for r in rows] == ["Doe, Jane", '=HYPERLINK("x")']
@@ -156,7 +157,7 @@ def test_quoted_fields_with_commas_and_newlines(buckets) -> None:
 def test_awkward_keys_are_read_literally(buckets, key: str) -> None:
     process, _, _ = buckets
     outcome = process(key, HEADER + GOOD)
-    assert (outcome.outcome, outcome.rows_read) == (ACCEPTED, 1)
+    assert (outcome.outcome, outcome.rows_read) == (LOADED, 1)
 
 
 def test_ragged_and_non_utf8_rows_are_quarantined_not_the_file(buckets) -> None:
@@ -166,7 +167,7 @@ def test_ragged_and_non_utf8_rows_are_quarantined_not_the_file(buckets) -> None:
     lines[9] = "1,t1\n"  # row 10: too few
     body = (HEADER + "".join(lines)).encode() + b"2,caf\xe9,2024-01-01 10:00:00\n"  # row 61: Latin-1 byte
     outcome = process("streams/ragged.csv", body)
-    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 61, 3)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (LOADED, 61, 3)
     (quarantine,) = keys("quarantine/streams/")
     reasons = {r["source_row"]: r["reason"] for r in table(quarantine).to_pylist()}
     assert reasons == {
@@ -197,7 +198,7 @@ def test_a_row_longer_than_a_block_is_read_with_larger_blocks(buckets) -> None:
     process, _, _ = buckets
     body = HEADER + GOOD * 30 + f"1,{'x' * 20_000},2024-01-01 10:00:00\n"
     outcome = process("streams/long_row.csv", body, block_bytes=4096)
-    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 31, 1)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (LOADED, 31, 1)
 
 
 class FolderStore:
@@ -229,7 +230,7 @@ def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> No
         raw, partial(csv.open, "rb"), store, reject_threshold=0.2, block_bytes=4096, part_bytes=1, group_rows=500
     )
     bad = [i for i in range(1, 4001) if i % 7 == 0]
-    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 4000, len(bad))
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (LOADED, 4000, len(bad))
 
     transformed = store.parts(f"transformed/streams/{raw.file_id}/")
     assert len(transformed) > 1
@@ -254,7 +255,7 @@ def test_parts_of_an_earlier_attempt_are_cleared(tmp_path: Path) -> None:
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"left by a crashed attempt")
     outcome = transform_file(raw, partial(csv.open, "rb"), store, reject_threshold=0.05)
-    assert (outcome.outcome, outcome.rows_quarantined) == (ACCEPTED, 0)
+    assert (outcome.outcome, outcome.rows_quarantined) == (LOADED, 0)
     assert store.parts(f"quarantine/streams/{raw.file_id}/") == []
     assert len(store.parts(f"transformed/streams/{raw.file_id}/")) == 1
 
@@ -268,20 +269,20 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452") + b"\x00\x00\x00\x10\x08
 def test_header_only_file_is_loaded_empty_with_or_without_a_final_newline(buckets, body: str) -> None:
     process, _, _ = buckets
     outcome = process("streams/header_only.csv", body)
-    assert (outcome.outcome, outcome.rows_read) == (ACCEPTED, 0)
+    assert (outcome.outcome, outcome.rows_read) == (LOADED, 0)
 
 
 def test_last_row_without_a_newline_is_read(buckets) -> None:
     process, _, _ = buckets
     outcome = process("streams/no_final_newline.csv", HEADER + GOOD * 2 + GOOD.rstrip("\n"))
-    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 3, 0)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (LOADED, 3, 0)
 
 
 def test_gzip_file_is_read_like_csv(buckets) -> None:
     process, keys, table = buckets
     body = HEADER + "".join(f"{i},t{i},2024-01-01 10:00:00\n" for i in range(1, 3001)) + "x,t,2024-01-01 10:00:00\n"
     outcome = process("streams/batch.csv.gz", gzip.compress(body.encode()), threshold=0.01, block_bytes=4096)
-    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (ACCEPTED, 3001, 1)
+    assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (LOADED, 3001, 1)
     parts = [k for k in keys(f"transformed/streams/{outcome.file_id}/")]
     assert pa.concat_tables([table(k) for k in parts]).column("source_row").to_pylist() == list(range(1, 3001))
 

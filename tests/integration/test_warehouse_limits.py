@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 from include.music_kpis.files import RawFile, quarantine_prefix, transformed_prefix
 from include.music_kpis.migrations import migrate
 from include.music_kpis.operators import S3ParquetToPostgresOperator
-from include.music_kpis.processing import ACCEPTED, process_raw_file
+from include.music_kpis.outcomes import LOADED
 from include.music_kpis.schemas import load_schema
+from include.music_kpis.transform import process_raw_file
 from include.music_kpis.warehouse import AWS_CONN_ID, WAREHOUSE_CONN_ID
 from localdev import demo
 from localdev.local_stack import MOTO_CREDENTIALS, REGION, s3_client
@@ -143,7 +144,7 @@ def test_every_row_is_quarantined_or_stored_exactly(stack, ddl, dataset: str, da
         reject_threshold=1.0,  # never reject the whole file: every row is judged on its own
         session=boto3.Session(region_name=REGION, **MOTO_CREDENTIALS),
     )
-    assert outcome.outcome == ACCEPTED, outcome.reason
+    assert outcome.outcome == LOADED, outcome.reason
     assert outcome.rows_read == len(rows)
 
     quarantined = _parquet_rows(stack, quarantine_prefix(dataset, outcome.file_id))

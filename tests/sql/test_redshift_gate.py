@@ -27,9 +27,9 @@ from sqlglot import exp
 from include.music_kpis.airflow_compat import AirflowFailException
 from include.music_kpis.files import transformed_prefix
 from include.music_kpis.migrations import migrate
-from include.music_kpis.pipeline import staging_tables
 from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
 from include.music_kpis.settings import REDSHIFT_COPY_CONN_ID
+from include.music_kpis.tasks import staging_tables
 from include.music_kpis.warehouse import SQL_DIR
 from tests.helpers.dag import load_dag, rendered_steps
 

@@ -13,7 +13,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from include.music_kpis.processing import MANIFEST_SCHEMA
+from include.music_kpis.outcomes import MANIFEST_SCHEMA
 from include.music_kpis.schemas import ARROW_TYPES, SQL_TYPES, all_schemas
 from tests.helpers.dag import rendered_steps
 

@@ -18,11 +18,12 @@ from include.music_kpis.airflow_compat import AirflowFailException, BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, raw_files_under, transformed_prefix
 from include.music_kpis.metadata_source import extract_tables
 from include.music_kpis.migrations import migrate
-from include.music_kpis.processing import ACCEPTED, REJECTED, SKIPPED, FileOutcome, process_raw_file, write_manifest
+from include.music_kpis.outcomes import LOADED, REJECTED, SKIPPED, FileOutcome, write_manifest
 from include.music_kpis.redshift_copy import check_copy_connection
 from include.music_kpis.retry_policy import is_transient
 from include.music_kpis.schemas import all_schemas, load_schema, load_source_tables
 from include.music_kpis.settings import AWS_CONN_ID, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, RuntimeSettings
+from include.music_kpis.transform import process_raw_file
 from include.music_kpis.warehouse import SQL_DIR
 
 # The staging table of the batch manifest (one row per raw file the batch saw).
@@ -119,10 +120,10 @@ def stage_batch(
     skipped: list[dict[str, Any]],
     copy_conn_id: str | None = None,
 ) -> list[dict[str, str]]:
-    """Write the batch manifest; return one COPY job per accepted file with rows, plus the manifest.
+    """Write the batch manifest; return one COPY job per file to load that has rows, plus the manifest.
 
     copy_conn_id: the connection Redshift COPY uses (Redshift backend), checked before any COPY runs.
-    An accepted file without a good row (header only, or every row quarantined) gets no COPY job:
+    A file to load without a good row (header only, or every row quarantined) gets no COPY job:
     its manifest row alone records it in the ledger.
     """
     if copy_conn_id:
@@ -134,7 +135,7 @@ def stage_batch(
     jobs = [
         {"table": load_schema(o.dataset).staging_table, "s3_key": transformed_prefix(o.dataset, o.file_id)}
         for o in batch
-        if o.outcome == ACCEPTED and o.rows_read > o.rows_quarantined
+        if o.outcome == LOADED and o.rows_read > o.rows_quarantined
     ]
     return [*jobs, {"table": MANIFEST_TABLE, "s3_key": manifest}]
 
