@@ -69,7 +69,9 @@ def list_raw_files(s3: S3Hook, bucket: str) -> list[RawFile]:
 
 def raw_files_under(s3: S3Hook, bucket: str, dataset: str, prefix: str) -> list[RawFile]:
     """The CSV objects under one prefix of the raw bucket, in key order."""
-    objects = s3.iter_file_metadata(prefix=prefix, bucket_name=bucket)
+    from include.music_kpis.airflow_compat import s3_object_metadata  # imports Airflow: only when listing
+
+    objects = s3_object_metadata(s3, bucket, prefix)
     return [
         RawFile(dataset, obj["Key"], obj["ETag"].strip('"'))
         for obj in sorted(objects, key=lambda o: o["Key"])
