@@ -29,17 +29,22 @@ demo-reset:
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Airflow 3.0.6 with the Amazon MWAA pins: the oldest Airflow 3 that MWAA runs.
+# Airflow 3.0.6 with the Amazon MWAA pins: the oldest Airflow 3 that MWAA runs, on
+# MWAA's Python 3.12 when this machine has one (tests/compat/find-python says which,
+# else 3.11 with a note; COMPAT_PYTHON=... picks one). docs/mwaa.md, "Tested on MWAA's versions".
 COMPAT_VENV := .venv-airflow-3.0
-$(COMPAT_VENV)/.installed: tests/compat/requirements-airflow-3.0.txt
-	$(PYTHON) -m venv $(COMPAT_VENV)
+$(COMPAT_VENV)/.installed: tests/compat/requirements-airflow-3.0.txt tests/compat/constraints-airflow-3.0.6.txt
+	rm -rf $(COMPAT_VENV)
+	"$$(tests/compat/find-python)" -m venv $(COMPAT_VENV)
 	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip uv
-	$(COMPAT_VENV)/bin/uv pip install --quiet --python $(COMPAT_VENV)/bin/python -r $<
+	$(COMPAT_VENV)/bin/uv pip install --quiet --python $(COMPAT_VENV)/bin/python -r $< -c tests/compat/constraints-airflow-3.0.6.txt
 	touch $@
 
-## make test-compat: DAG-integrity, SQL-rendering and unit tests on Airflow 3.0.6 (MWAA's pins)
+## make test-compat: DAG-integrity, SQL-rendering, unit and integration tests on Airflow 3.0.6 (MWAA's pins)
 test-compat: $(COMPAT_VENV)/.installed
-	$(COMPAT_VENV)/bin/python -m pytest tests/test_dag_integrity.py tests/test_redshift_rendering.py tests/unit $(PYTEST_ARGS)
+	@$(COMPAT_VENV)/bin/python -c 'import sys, importlib.metadata as m; print("test-compat: Airflow", m.version("apache-airflow"), "on Python", sys.version.split()[0])'
+	$(COMPAT_VENV)/bin/python -m pytest tests/test_dag_integrity.py tests/test_redshift_rendering.py tests/unit \
+		tests/integration tests/compat $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
