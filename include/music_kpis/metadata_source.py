@@ -51,9 +51,9 @@ _WATERMARK_KEY = re.compile(r"-until-(\d{8}T\d{6}\.\d{6}Z)\.csv$")
 
 def configured_metadata_source() -> str:
     """Where users and songs come from, read once when the DAG file is parsed."""
-    from airflow.sdk import Variable
+    from include.music_kpis.airflow_compat import ParseTimeVariable
 
-    value = os.environ.get(f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}") or Variable.get(
+    value = os.environ.get(f"AIRFLOW_VAR_{METADATA_SOURCE_VARIABLE.upper()}") or ParseTimeVariable.get(
         METADATA_SOURCE_VARIABLE, default="s3_csv"
     )
     if value not in METADATA_SOURCES:

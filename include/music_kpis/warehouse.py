@@ -55,9 +55,9 @@ def dimension_params(dataset: str) -> dict[str, Any]:
 
 def configured_backend() -> str:
     """The backend the DAG is built for, read once when the DAG file is parsed."""
-    from airflow.sdk import Variable
+    from include.music_kpis.airflow_compat import ParseTimeVariable
 
     env = os.environ.get(f"AIRFLOW_VAR_{BACKEND_VARIABLE.upper()}")
     if env:
         return env
-    return Variable.get(BACKEND_VARIABLE, default="redshift")
+    return ParseTimeVariable.get(BACKEND_VARIABLE, default="redshift")
