@@ -86,7 +86,9 @@ def music_streaming_kpis() -> None:
         # Airflow maps only over a task's whole return value, not over one of its outputs.
         return new
 
-    @task
+    # One XCom per file: a dict return would also be pushed key by key, and Airflow 3.0
+    # (MWAA) refuses the None of a key (`reason` of a loaded file).
+    @task(multiple_outputs=False)
     def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
         return tasks.validate_and_transform(raw_file)
 

@@ -85,8 +85,10 @@ def list_raw_files(s3: S3Hook, bucket: str) -> list[RawFile]:
 def raw_files_under(s3: S3Hook, bucket: str, dataset: str, prefix: str) -> list[RawFile]:
     """The CSV objects under one prefix of the raw bucket, in key order; every other
     object is named in the log as ignored, with the reason."""
+    from include.music_kpis.airflow_compat import s3_object_metadata  # imports Airflow: only when listing
+
     files = []
-    for obj in sorted(s3.iter_file_metadata(prefix=prefix, bucket_name=bucket), key=lambda o: o["Key"]):
+    for obj in sorted(s3_object_metadata(s3, bucket, prefix), key=lambda o: o["Key"]):
         reason = ignored_reason(obj["Key"])
         if reason is None:
             files.append(RawFile(dataset, obj["Key"], obj["ETag"].strip('"')))
