@@ -27,8 +27,8 @@ from include.music_kpis.migrations import migrate
 from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.outcomes import LOADED
 from include.music_kpis.schemas import load_schema
+from include.music_kpis.settings import AWS_CONN_ID, WAREHOUSE_CONN_ID
 from include.music_kpis.transform import process_raw_file
-from include.music_kpis.warehouse import AWS_CONN_ID, WAREHOUSE_CONN_ID
 from localdev import demo
 from localdev.local_stack import MOTO_CREDENTIALS, REGION, s3_client
 
