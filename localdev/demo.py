@@ -171,7 +171,7 @@ def report(warehouse: PostgresTarget, name: str, **args: str) -> list[tuple]:
 
 
 def run_summary(warehouse: PostgresTarget, batch_id: str) -> dict[str, Any]:
-    """run_summary.json of SPEC section 6."""
+    """run_summary.json of contract section 6."""
     (counts,) = report(warehouse, "table_counts")
     files = report(warehouse, "batch_files", batch_id=batch_id)
     quarantined = {"users": 0, "songs": 0, "streams": 0}

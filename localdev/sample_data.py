@@ -1,4 +1,4 @@
-"""Deterministic sample data shaped like the raw bucket (SPEC section 1).
+"""Deterministic sample data shaped like the raw bucket (contract section 1).
 
 Writes::
 
@@ -9,7 +9,7 @@ Writes::
 Only the standard library and ``random.Random(seed)`` are used, so the same
 arguments always give byte-identical files.
 
-Clean data (the default) passes every rule of SPEC section 2 but still
+Clean data (the default) passes every rule of contract section 2 but still
 exercises the normalisation and loading rules: genres with mixed case and
 surrounding spaces, artists shared by several songs (with names whose byte
 order differs from a case-insensitive order, and one with a comma), a song

@@ -1,4 +1,4 @@
-"""Row and header rules of SPEC sections 2 and 3, on chunks of raw CSV text.
+"""Row and header rules of contract sections 2 and 3, on chunks of raw CSV text.
 
 Every raw value arrives as a string. A chunk is split into typed, normalised
 good rows (in the staging column order) and rejected rows, each with one reason

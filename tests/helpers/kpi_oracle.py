@@ -1,4 +1,4 @@
-"""An independent plain-Python reading of SPEC sections 2-5: the expected result.
+"""An independent plain-Python reading of contract sections 2-5: the expected result.
 
 It reads a raw-bucket-shaped folder (as written by ``sample_data.generate`` or
 by hand in a test) the way one run of the pipeline over an empty warehouse
@@ -69,10 +69,10 @@ _INTEGER = re.compile(r"[+-]?\d+")
 
 
 class RowError(ValueError):
-    """A value breaks a rule of SPEC section 2: the row is quarantined."""
+    """A value breaks a rule of contract section 2: the row is quarantined."""
 
 
-# --- value parsers (SPEC 2 and 3) --------------------------------------------
+# --- value parsers (contract section 2 and 3) --------------------------------------------
 
 
 def parse_timestamp(text: str) -> dt.datetime:

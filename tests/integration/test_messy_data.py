@@ -1,4 +1,4 @@
-"""SPEC sections 2-4 on messy data, through the DAG on the local stack."""
+"""contract sections 2-4 on messy data, through the DAG on the local stack."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The DAG, run through Airflow's dag.test() on moto + PostgreSQL, against an
-independent plain-Python computation of SPEC sections 2-5 (tests/kpi_oracle.py)."""
+independent plain-Python computation of contract sections 2-5 (tests/helpers/kpi_oracle.py)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_sample_data_end_to_end(stack, sample_raw: Path, tmp_path: Path) -> None
     assert summary["loaded_files"] == sorted(p.relative_to(sample_raw).as_posix() for p in sample_raw.rglob("*.csv"))
     assert summary["streams_rows"] == len(expected_tables(sample_raw).streams)
     assert summary["parked_streams"] == 0
-    # Processed bucket layout (SPEC 1): validated and transformed Parquet per file.
+    # Processed bucket layout (contract section 1): validated and transformed Parquet per file.
     keys = stack.processed_keys()
     for dataset in ("users", "songs", "streams"):
         assert any(k.startswith(f"validated/{dataset}/") and k.endswith(".parquet") for k in keys)
@@ -118,7 +118,7 @@ def test_rejected_file_fails_the_run_after_loading_good_files(stack, sample_raw:
 
 
 def test_make_demo_outputs(stack, sample_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """demo.main (what `make demo DATA=... OUT=...` runs) writes SPEC section 6's files."""
+    """demo.main (what `make demo DATA=... OUT=...` runs) writes contract section 6's files."""
     monkeypatch.setenv("WAREHOUSE_URL", stack.warehouse.url())
     out = tmp_path / "out"
     saved = dict(os.environ)

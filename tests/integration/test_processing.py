@@ -1,4 +1,4 @@
-"""File-level rules of SPEC section 2 on real S3 (moto server) through awswrangler:
+"""File-level rules of contract section 2 on real S3 (moto server) through awswrangler:
 the rejection threshold, unreadable files, and what lands in the processed bucket."""
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def test_mapping_covers_every_required_column_and_relaxes_only_missing_ones() ->
         for column, original in zip(relaxed.columns, schema.columns, strict=True):
             may_be_missing = any(c.name == column.name and c.may_be_missing for c in table.columns)
             assert column.accepts_null == (original.accepts_null or may_be_missing), column.name
-    # A CSV dropped in the raw bucket keeps every rule of SPEC 2.
+    # A CSV dropped in the raw bucket keeps every rule of contract section 2.
     assert schema_for_file("users", "metadata/users/users.csv") == load_schema("users")
 
 

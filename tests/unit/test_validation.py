@@ -1,4 +1,4 @@
-"""Every row and header rule of SPEC sections 2 and 3, on good and bad rows."""
+"""Every row and header rule of contract sections 2 and 3, on good and bad rows."""
 
 from __future__ import annotations
 
