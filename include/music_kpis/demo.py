@@ -176,6 +176,27 @@ def format_table(columns: list[str], rows: list[tuple], limit: int) -> str:
     return "\n".join(lines)
 
 
+def write_outputs(warehouse: PostgresTarget, run_id: str, state: str, out_dir: Path) -> int:
+    """After a run: OUT's KPI CSVs and run_summary.json (SPEC section 6), the report on the
+    terminal, and the exit status (1 when a file was rejected or the run did not succeed).
+    Shared by `make demo` and `make run`."""
+    summary = run_summary(warehouse, batch_id_for(run_id))
+    streams = report(warehouse, "batch_streams", batch_id=batch_id_for(run_id))
+    kpis = export_kpis(warehouse, out_dir)
+    (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(f"\ngenre_kpis ({len(kpis['genre_kpis'])} rows)\n" + format_table(GENRE_COLUMNS, kpis["genre_kpis"], 40))
+    print(f"\nhourly_kpis ({len(kpis['hourly_kpis'])} rows)\n" + format_table(HOURLY_COLUMNS, kpis["hourly_kpis"], 24))
+    if streams:
+        rows, loaded, parked, repeats = streams[0]
+        print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
+    print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
+    print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
+    if summary["rejected_files"]:
+        print(f"Rejected file(s): {', '.join(summary['rejected_files'])} (see the DAG log for why)", file=sys.stderr)
+        return 1
+    return 0 if state == "success" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "data" / "sample")
@@ -213,22 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         uploaded = upload_folder(endpoint, data, RAW_BUCKET, skip_prefixes=skip)
         print(f"Uploaded {len(uploaded)} raw file(s) from {data} to s3://{RAW_BUCKET} (moto at {endpoint})")
         run_id, state = run_dag()
-        summary = run_summary(warehouse, batch_id_for(run_id))
-        streams = report(warehouse, "batch_streams", batch_id=batch_id_for(run_id))
-        kpis = export_kpis(warehouse, out_dir)
-
-    (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(f"\ngenre_kpis ({len(kpis['genre_kpis'])} rows)\n" + format_table(GENRE_COLUMNS, kpis["genre_kpis"], 40))
-    print(f"\nhourly_kpis ({len(kpis['hourly_kpis'])} rows)\n" + format_table(HOURLY_COLUMNS, kpis["hourly_kpis"], 24))
-    if streams:
-        rows, loaded, parked, repeats = streams[0]
-        print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
-    print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
-    print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
-    if summary["rejected_files"]:
-        print(f"Rejected file(s): {', '.join(summary['rejected_files'])} (see the DAG log for why)", file=sys.stderr)
-        return 1
-    return 0 if state == "success" else 1
+        return write_outputs(warehouse, run_id, state, out_dir)
 
 
 if __name__ == "__main__":
