@@ -21,12 +21,13 @@ def _label(ti: dict) -> str:
 def wait_for_run(client: AirflowClient, run_id: str, timeout: float, poll: float = 2.0) -> str:
     """Print each task instance's state when it changes; return the run's final state."""
     started = time.monotonic()
-    seen: dict[str, str] = {}
+    seen: dict[str, str | None] = {}
     while True:
         run_state = client.dag_run(DAG_ID, run_id)["state"]
         for ti in sorted(client.task_instances(DAG_ID, run_id), key=lambda t: (t["task_id"], t.get("map_index", -1))):
-            label, state = _label(ti), ti.get("state") or "none"
-            if seen.get(label) != state:
+            label, state = _label(ti), ti.get("state")
+            # A task without a state has not been scheduled yet: nothing to show.
+            if state and seen.get(label) != state:
                 seen[label] = state
                 print(f"  {time.monotonic() - started:6.1f}s  {label:<36} {state}", flush=True)
         if run_state in FINISHED:
