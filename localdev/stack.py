@@ -427,7 +427,14 @@ def up(state: Path, port: int, data: Path | None, timeout: float = 300.0) -> int
         moto_port = config.moto_port if config else 0
         if "moto" not in alive and (not moto_port or not processes.port_is_free(moto_port, HOST)):
             moto_port = processes.free_port()
+        previous = config
         config = StackConfig(port=port, moto_port=moto_port, pg_host=target.host, pg_port=target.port)
+        if previous is not None and previous != config:
+            # Running Airflow processes have the old endpoints in their environment.
+            for name in AIRFLOW_SERVICES:
+                if alive.pop(name, None) is not None:
+                    outcome = processes.stop(paths.pid_file(name))
+                    print(f"Restarting {name} ({outcome}): the S3 stand-in or PostgreSQL moved")
         config.save(paths)
         if "moto" not in alive:
             _start_moto(paths, moto_port)

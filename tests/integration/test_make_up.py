@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from include.music_kpis.local_stack import s3_client
 from include.music_kpis.sample_data import generate
 from localdev.processes import free_port
 from tests.kpi_oracle import assert_kpis_equal, expected_tables, read_kpi_csv
@@ -99,6 +101,11 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def raw_etags(moto_port: int) -> dict[str, str]:
+    s3 = s3_client(f"http://127.0.0.1:{moto_port}")
+    return {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket="music-streaming-raw").get("Contents", [])}
+
+
 def test_make_up_run_down(tmp_path: Path, state_dir: Path) -> None:
     raw = tmp_path / "raw"
     generate(raw)
@@ -159,6 +166,22 @@ def test_make_up_run_down(tmp_path: Path, state_dir: Path) -> None:
         summary = json.loads((out2 / "run_summary.json").read_text())
         assert summary["loaded_files"] == [] and summary["skipped_files"] == all_keys
         assert (out2 / "genre_kpis.csv").read_text() == (out1 / "genre_kpis.csv").read_text()
+
+        # A crash: the S3 stand-in (its buckets only in memory) and the scheduler die
+        # without `make down`. `make up` cleans their pid files, starts them again with the
+        # buckets restored from STATE/s3, ETags unchanged, and leaves the rest alone.
+        etags = raw_etags(config["moto_port"])
+        for name in ("moto", "scheduler"):
+            pid = int(pids[name].split()[0])
+            os.killpg(pid, signal.SIGKILL)
+            psutil.wait_procs([psutil.Process(pid)], timeout=10)
+        recovered = call("up", state, 600, DATA=str(raw), PORT=str(port))
+        assert recovered.returncode == 0, recovered.stderr
+        assert "Restored" in recovered.stdout and "new ETag" not in recovered.stdout
+        assert raw_etags(config["moto_port"]) == etags
+        for name in ("postgres", "api-server", "dag-processor", "triggerer"):
+            assert (state / "run" / f"{name}.pid").read_text() == pids[name], f"{name} was restarted"
+        pids = {name: (state / "run" / f"{name}.pid").read_text() for name in SERVICES}
 
         started = stack_processes(state)
         assert {p.pid for p in started} >= {int(pids[name].split()[0]) for name in SERVICES}
