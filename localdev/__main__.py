@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from urllib.error import URLError
 
 from include.music_kpis.demo import PROJECT_DIR
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Imported here so that `--help` and check-down stay quick.
     from localdev import stack
+    from localdev.airflow_client import AirflowAPIError
 
     try:
         if args.command == "up":
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             return stack.status(args.state)
         stack.refuse_while_up(args.state, args.action)
         return 0
-    except stack.StackError as error:
+    except (stack.StackError, AirflowAPIError, TimeoutError, URLError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
