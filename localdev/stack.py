@@ -233,6 +233,9 @@ def airflow_env(paths: Paths, config: StackConfig) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
         "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
         "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
+        # Airflow 3.0 signs tokens with iss=None when unset, which PyJWT >= 2.10 refuses
+        # (POST /auth/token answers 500); any fixed string will do.
+        "AIRFLOW__API_AUTH__JWT_ISSUER": "music-kpis-localdev",
         "AIRFLOW__CORE__AUTH_MANAGER": (
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
         ),
@@ -289,6 +292,7 @@ def save_buckets(paths: Paths, endpoint: str) -> int:
                     written += 1
         for key in set(old.get(bucket, {})) - set(new[bucket]):
             (root / key).unlink(missing_ok=True)
+    paths.s3.mkdir(parents=True, exist_ok=True)
     tmp = _manifest_path(paths).with_suffix(".tmp")
     tmp.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(_manifest_path(paths))
@@ -521,8 +525,12 @@ def down(state: Path) -> int:
             print(f"The local Airflow stack is not up{note}.")
             return 0
         if config is not None and "moto" in alive:
-            written = save_buckets(paths, config.moto_endpoint)
-            print(f"Saved the buckets to {paths.s3} ({written} object(s) written)")
+            # Stopping must not depend on it: a failure is reported, the processes still stop.
+            try:
+                written = save_buckets(paths, config.moto_endpoint)
+                print(f"Saved the buckets to {paths.s3} ({written} object(s) written)")
+            except Exception as error:  # any failure: stopping the processes below matters more
+                print(f"warning: the buckets were not saved to {paths.s3}: {error}", file=sys.stderr)
         for name in reversed(SERVICES):
             pid_file = paths.pid_file(name)
             if name == "postgres" and pid_file.process() is not None:
