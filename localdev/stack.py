@@ -196,7 +196,8 @@ def component_secrets(paths: Paths) -> dict[str, str]:
     session key; generated once, kept in a 0600 file, passed through the environment."""
     with contextlib.suppress(FileNotFoundError, ValueError):
         return json.loads(paths.secrets_file.read_text(encoding="utf-8"))
-    values = {"jwt_secret": secrets.token_urlsafe(32), "api_secret_key": secrets.token_urlsafe(32)}
+    # 64 bytes: the HMAC key length RFC 7518 asks for with SHA-512.
+    values = {"jwt_secret": secrets.token_urlsafe(64), "api_secret_key": secrets.token_urlsafe(32)}
     _write_private(paths.secrets_file, json.dumps(values) + "\n")
     return values
 
