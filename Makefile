@@ -4,11 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= data/sample
 OUT ?= out
+# State of make demo and make up: warehouse, Airflow, buckets, pids, logs.
+STATE ?= .local
+# make up: the Airflow UI and API on 127.0.0.1:$(PORT).
+PORT ?= 8080
 # s3_csv: users and songs from DATA's CSVs; rds_postgres: from a seeded source database
 METADATA_SOURCE ?= s3_csv
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo demo-reset test test-unit test-compat lint bench sample-data deploy-mwaa clean
+.PHONY: help venv demo demo-reset up run upload down status test test-unit test-compat lint bench sample-data deploy-mwaa clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +24,33 @@ venv: $(BIN)/.installed
 
 ## make demo [DATA=path/to/raw] [OUT=path/to/out] [METADATA_SOURCE=rds_postgres]: run the DAG on the local stack
 demo: $(BIN)/.installed
-	$(BIN)/python -m localdev.demo --data "$(DATA)" --out "$(OUT)" --metadata-source "$(METADATA_SOURCE)"
+	@$(BIN)/python -m localdev --state "$(STATE)" check-down --action "make demo"
+	$(BIN)/python -m localdev.demo --data "$(DATA)" --out "$(OUT)" --state "$(STATE)" --metadata-source "$(METADATA_SOURCE)"
 
-## make demo-reset: forget the local warehouse and Airflow state
+## make demo-reset: forget the local warehouse, Airflow state and buckets (refused while make up is up)
 demo-reset:
-	rm -rf .local
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m localdev --state "$(STATE)" check-down --action "make demo-reset"; fi
+	rm -rf "$(STATE)"
+
+## make up [DATA=path] [PORT=8080]: the local stack and Airflow (UI, scheduler, ...) in the background, DATA uploaded
+up: $(BIN)/.installed
+	$(BIN)/python -m localdev --state "$(STATE)" up --port "$(PORT)" --data "$(DATA)"
+
+## make run [OUT=path]: trigger one DAG run on the stack of make up, follow it, write OUT as make demo does
+run: $(BIN)/.installed
+	$(BIN)/python -m localdev --state "$(STATE)" run --out "$(OUT)"
+
+## make upload DATA=path: add a raw-bucket-shaped folder to the raw bucket of the stack of make up
+upload: $(BIN)/.installed
+	$(BIN)/python -m localdev --state "$(STATE)" upload --data "$(DATA)"
+
+## make down: stop every process make up started; state (warehouse, buckets, Airflow) stays in STATE
+down: $(BIN)/.installed
+	$(BIN)/python -m localdev --state "$(STATE)" down
+
+## make status: which processes of make up are running
+status: $(BIN)/.installed
+	@$(BIN)/python -m localdev --state "$(STATE)" status
 
 ## make help: this list
 help:

@@ -5,13 +5,15 @@
 #   2. write the admin's password for the simple auth manager, from .env;
 #   3. hand the shared volumes (logs, passwords file) to the user the other
 #      Airflow containers run as.
+# `make up` (localdev/stack.py) runs it too, with AIRFLOW_RUN_AS empty: there
+# every process runs as the user who started it, so step 3 is skipped.
 set -euo pipefail
 
 : "${AIRFLOW_ADMIN_USERNAME:?}" "${AIRFLOW_ADMIN_PASSWORD:?}"
 passwords_file="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?}"
 logs_dir="${AIRFLOW__LOGGING__BASE_LOG_FOLDER:-${AIRFLOW_HOME:?}/logs}"
-run_as="${AIRFLOW_RUN_AS:-astro}"
-owner="$(id -u "$run_as"):$(id -g "$run_as")"
+# Unset: astro (the image's user); set but empty: no chown.
+run_as="${AIRFLOW_RUN_AS-astro}"
 
 mkdir -p "$logs_dir" "$(dirname "$passwords_file")"
 
@@ -30,5 +32,7 @@ with open(sys.argv[1], "w", encoding="utf-8") as f:
 ' "$passwords_file"
 chmod 600 "$passwords_file"
 
-chown -R "$owner" "$logs_dir" "$(dirname "$passwords_file")"
+if [ -n "$run_as" ]; then
+    chown -R "$(id -u "$run_as"):$(id -g "$run_as")" "$logs_dir" "$(dirname "$passwords_file")"
+fi
 echo "airflow-init done (Airflow $(airflow version 2>/dev/null | tail -n 1))"

@@ -218,6 +218,34 @@ def format_table(columns: list[str], rows: list[tuple], limit: int) -> str:
     return "\n".join(lines)
 
 
+def write_outputs(warehouse: PostgresTarget, run_id: str, state: str, out_dir: Path, resume: str) -> int:
+    """After a run: OUT's KPI CSVs and run_summary.json (contract section 6), the report on
+    the terminal, and the exit status (1 when a file was rejected or the run did not succeed;
+    `resume` says how to finish it). Shared by `make demo` and `make run`."""
+    batch = batch_id_for(run_id)
+    summary = run_summary(warehouse, batch)
+    rejected = report(warehouse, "rejected_files", batch_id=batch)
+    streams = report(warehouse, "batch_streams", batch_id=batch)
+    kpis = export_kpis(warehouse, out_dir)
+    (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    for kpi in kpi_tables():
+        rows = kpis[kpi.name]
+        print(f"\n{kpi.name} ({len(rows)} rows)\n" + format_table(kpi.column_names, rows, 40))
+    if streams:
+        rows, loaded, parked, repeats = streams[0]
+        print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
+    print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
+    print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
+    if rejected:
+        lines = "\n".join(f"  {key}: {reason}" for key, reason in rejected)
+        print(f"{len(rejected)} raw file(s) rejected; every other file was loaded:\n{lines}", file=sys.stderr)
+        return 1
+    if state != "success":
+        print(f"The DAG run failed: see the task log above (--verbose shows all of it). {resume}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=PROJECT_DIR / "data" / "sample")
@@ -290,32 +318,8 @@ def _main(args: argparse.Namespace) -> int:
         for key, reason in not_read(uploaded):
             print(f"Ignored {key}: {reason}", file=sys.stderr)
         run_id, state = run_dag_in_child()
-        summary = run_summary(warehouse, batch_id_for(run_id))
-        rejected = report(warehouse, "rejected_files", batch_id=batch_id_for(run_id))
-        streams = report(warehouse, "batch_streams", batch_id=batch_id_for(run_id))
-        kpis = export_kpis(warehouse, out_dir)
-
-    (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    for kpi in kpi_tables():
-        rows = kpis[kpi.name]
-        print(f"\n{kpi.name} ({len(rows)} rows)\n" + format_table(kpi.column_names, rows, 40))
-    if streams:
-        rows, loaded, parked, repeats = streams[0]
-        print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
-    print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
-    print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
-    if rejected:
-        lines = "\n".join(f"  {key}: {reason}" for key, reason in rejected)
-        print(f"{len(rejected)} raw file(s) rejected; every other file was loaded:\n{lines}", file=sys.stderr)
-        return 1
-    if state != "success":
-        print(
-            "The DAG run failed: see the task log above (--verbose shows all of it). "
-            f"Run `make demo` again (same DATA) to finish it: the state is in {state_dir}.",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        resume = f"Run `make demo` again (same DATA) to finish it: the state is in {state_dir}."
+        return write_outputs(warehouse, run_id, state, out_dir, resume)
 
 
 if __name__ == "__main__":

