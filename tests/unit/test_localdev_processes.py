@@ -13,8 +13,7 @@ import psutil
 
 from localdev import processes
 from localdev.processes import PidFile
-
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from tests.conftest import PROJECT_DIR
 
 
 def localdev(state: Path, *args: str) -> subprocess.CompletedProcess:
