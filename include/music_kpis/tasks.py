@@ -55,8 +55,8 @@ def create_tables(backend: str) -> None:
 
 def find_new_files() -> dict[str, list[dict[str, Any]]]:
     """Raw files not in the ledger yet ("new"), and those already processed ("skipped")."""
-    settings = RuntimeSettings.from_variables()
-    files = list_raw_files(S3Hook(aws_conn_id=AWS_CONN_ID), settings.raw_bucket)
+    runtime = RuntimeSettings.from_variables()
+    files = list_raw_files(S3Hook(aws_conn_id=AWS_CONN_ID), runtime.raw_bucket)
     warehouse = BaseHook.get_hook(WAREHOUSE_CONN_ID)
     processed = {row[0] for row in warehouse.get_records((SQL_DIR / "select_ledger.sql").read_text())}
     new = [f for f in files if f.file_id not in processed]
@@ -66,18 +66,18 @@ def find_new_files() -> dict[str, list[dict[str, Any]]]:
 
 def extract_metadata() -> list[dict[str, Any]]:
     """Users and tracks from the operational database into the raw bucket (metadata_source = rds_postgres)."""
-    settings = RuntimeSettings.from_variables()
+    runtime = RuntimeSettings.from_variables()
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
     existing = [
         raw
         for table in load_source_tables()
-        for raw in raw_files_under(s3, settings.raw_bucket, table.dataset, table.raw_prefix)
+        for raw in raw_files_under(s3, runtime.raw_bucket, table.dataset, table.raw_prefix)
     ]
     warehouse = BaseHook.get_hook(WAREHOUSE_CONN_ID)
     rejected = {row[0] for row in warehouse.get_records((SQL_DIR / "select_rejected_files.sql").read_text())}
 
     def upload(path: Path, key: str) -> None:
-        s3.load_file(str(path), key, bucket_name=settings.raw_bucket, replace=True)
+        s3.load_file(str(path), key, bucket_name=runtime.raw_bucket, replace=True)
 
     source = BaseHook.get_hook(SOURCE_CONN_ID).get_conn()
     try:
@@ -92,15 +92,15 @@ def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
     only a transient error is raised as is, for Airflow to retry. Anything else
     fails the task at once (AirflowFailException: no retry), since running the
     same code on the same input again would fail the same way."""
-    settings = RuntimeSettings.from_variables()
+    runtime = RuntimeSettings.from_variables()
     try:
         outcome = process_raw_file(
             RawFile(**raw_file),
-            raw_bucket=settings.raw_bucket,
-            processed_bucket=settings.processed_bucket,
-            reject_threshold=settings.reject_threshold,
+            raw_bucket=runtime.raw_bucket,
+            processed_bucket=runtime.processed_bucket,
+            reject_threshold=runtime.reject_threshold,
             session=wrangler_session(),
-            block_bytes=settings.read_block_bytes,
+            block_bytes=runtime.read_block_bytes,
         )
     except Exception as error:
         if is_transient(error):
@@ -128,10 +128,10 @@ def stage_batch(
     """
     if copy_conn_id:
         check_copy_connection(copy_conn_id)
-    settings = RuntimeSettings.from_variables()
+    runtime = RuntimeSettings.from_variables()
     batch = [FileOutcome(**o) for o in _all(outcomes)]
     batch += [FileOutcome(**f, file_id=RawFile(**f).file_id, outcome=SKIPPED) for f in skipped]
-    manifest = write_manifest(batch_id_for(run_id), batch, settings.processed_bucket, wrangler_session())
+    manifest = write_manifest(batch_id_for(run_id), batch, runtime.processed_bucket, wrangler_session())
     jobs = [
         {"table": load_schema(o.dataset).staging_table, "s3_key": transformed_prefix(o.dataset, o.file_id)}
         for o in batch
