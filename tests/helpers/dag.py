@@ -27,15 +27,20 @@ RUN_ID = "scheduled__2026-11-22T00:00:00+00:00"
 
 def rendered_steps(monkeypatch: pytest.MonkeyPatch, backend: str) -> dict[str, list[str]]:
     """task_id -> statements, rendered through the DAG's own Jinja environment."""
-    dag = load_dag(monkeypatch, backend)
-    env = dag.get_template_env()
     # create_tables applies the schema migrations; rendered all of them, as on a new warehouse.
-    steps = {"create_tables": all_migration_statements(backend)}
-    for task in dag.tasks:
-        if isinstance(task, SQLExecuteQueryOperator):
-            text = env.from_string(task.sql).render(run_id=RUN_ID, params=task.params.dump())
-            steps[task.task_id] = DbApiHook.split_sql_string(text)
-    return steps
+    return {"create_tables": all_migration_statements(backend), **sql_task_statements(load_dag(monkeypatch, backend))}
+
+
+def sql_task_statements(dag) -> dict[str, list[str]]:
+    """task_id -> statements of each SQL task of `dag`, rendered by its own Jinja environment."""
+    env = dag.get_template_env()
+    return {
+        task.task_id: DbApiHook.split_sql_string(
+            env.from_string(task.sql).render(run_id=RUN_ID, params=task.params.dump())
+        )
+        for task in dag.tasks
+        if isinstance(task, SQLExecuteQueryOperator)
+    }
 
 
 def all_migration_statements(backend: str) -> list[str]:

@@ -20,7 +20,6 @@ import pytest
 import sqlglot
 from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
-from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from sqlfluff.core import FluffConfig, Linter
 from sqlglot import exp
 
@@ -31,7 +30,7 @@ from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
 from include.music_kpis.settings import REDSHIFT_COPY_CONN_ID
 from include.music_kpis.tasks import staging_tables
 from include.music_kpis.warehouse import SQL_DIR
-from tests.helpers.dag import load_dag, rendered_steps
+from tests.helpers.dag import load_dag, rendered_steps, sql_task_statements
 
 METADATA_SOURCES = ("s3_csv", "rds_postgres")
 # SQL files the Python tasks run on the warehouse (find_new_files, extract_metadata).
@@ -252,7 +251,7 @@ def table_access(statements: list[str]) -> tuple[set[str], set[str]]:
 
 def warehouse_access(dag) -> dict[str, tuple[set[str], set[str]] | None]:
     """task_id -> (reads, writes); None where a task may touch any table (a Python task)."""
-    steps = rendered_steps_of(dag)
+    steps = sql_task_statements(dag)
     access: dict[str, tuple[set[str], set[str]] | None] = {}
     for task in dag.tasks:
         if task.task_id in steps:
@@ -262,19 +261,6 @@ def warehouse_access(dag) -> dict[str, tuple[set[str], set[str]] | None]:
         else:
             access[task.task_id] = None
     return access
-
-
-def rendered_steps_of(dag) -> dict[str, list[str]]:
-    from airflow.providers.common.sql.hooks.sql import DbApiHook
-
-    env = dag.get_template_env()
-    return {
-        task.task_id: DbApiHook.split_sql_string(
-            env.from_string(task.sql).render(run_id="scheduled__2026-11-22T00:00:00+00:00", params=task.params.dump())
-        )
-        for task in dag.tasks
-        if isinstance(task, SQLExecuteQueryOperator)
-    }
 
 
 def concurrent_conflicts(dag, access: dict) -> list[str]:
