@@ -4,8 +4,8 @@ From the YAML come the table's DDL, the column list of its INSERT in
 refresh_kpis.sql and its export. A KPI table is derived from the loaded
 tables, so it needs no migration: when the warehouse's table differs from its
 YAML (a column added, a type or nullability changed), ``create_tables``
-rebuilds it empty and marks every date with plays dirty, and the run's
-``refresh_kpis`` recomputes them all.
+rebuilds it empty and marks every date with plays dirty (migrations.py), and
+the run's ``refresh_kpis`` recomputes them all.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from include.music_kpis.schemas import SQL_TYPES
 
 KPI_DIR = Path(__file__).resolve().parents[1] / "sql" / "kpis"
-# Every date with plays, to be recomputed: the statement that follows a rebuild.
-MARK_ALL_DATES_DIRTY = KPI_DIR.parent / "_mark_all_dates_dirty.sql"
 
 # Column types in DDL; encodings on Redshift (docs/warehouse-design.md).
 _DDL_TYPES = {
@@ -103,31 +100,3 @@ def kpi_tables() -> tuple[KpiTable, ...]:
 
 def kpi_table(name: str) -> KpiTable:
     return next(t for t in kpi_tables() if t.name == name)
-
-
-def rebuild_statements(table: KpiTable, backend: str) -> list[str]:
-    """The table made anew from its YAML, and every date with plays marked for recompute."""
-    dirty = "\n".join(
-        line for line in MARK_ALL_DATES_DIRTY.read_text(encoding="utf-8").splitlines() if not line.startswith("--")
-    )
-    return [f"DROP TABLE IF EXISTS {table.name}", table.ddl(backend), dirty.strip().rstrip(";")]
-
-
-def reconcile_kpi_tables(conn: Any, backend: str) -> list[str]:
-    """Rebuild each KPI table whose columns differ from its YAML, one transaction each; return their names."""
-    rebuilt = []
-    with conn.cursor() as cur:
-        for table in kpi_tables():
-            cur.execute(
-                "SELECT column_name, data_type, character_maximum_length, is_nullable FROM information_schema.columns "
-                "WHERE table_name = %s AND table_schema = current_schema() ORDER BY ordinal_position",
-                (table.name,),
-            )
-            if [tuple(row) for row in cur.fetchall()] == table.information_schema():
-                continue
-            for statement in rebuild_statements(table, backend):
-                cur.execute(statement)
-            conn.commit()
-            rebuilt.append(table.name)
-    conn.commit()
-    return rebuilt

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-from include.music_kpis.kpis import reconcile_kpi_tables
+from include.music_kpis.kpis import KpiTable, kpi_tables
 from include.music_kpis.warehouse import SQL_DIR, sql_environment
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
@@ -91,3 +91,32 @@ def migrate(conn: Any, backend: str) -> list[Migration]:
         conn.rollback()
         raise
     return applied
+
+
+def rebuild_statements(table: KpiTable, backend: str) -> list[str]:
+    """The table made anew from its YAML, and every date with plays marked for recompute."""
+    return [
+        f"DROP TABLE IF EXISTS {table.name}",
+        table.ddl(backend),
+        *rendered_statements("_mark_all_dates_dirty.sql", backend),
+    ]
+
+
+def reconcile_kpi_tables(conn: Any, backend: str) -> list[str]:
+    """Rebuild each KPI table whose columns differ from its YAML, one transaction each; return their names."""
+    rebuilt = []
+    with conn.cursor() as cur:
+        for table in kpi_tables():
+            cur.execute(
+                "SELECT column_name, data_type, character_maximum_length, is_nullable FROM information_schema.columns "
+                "WHERE table_name = %s AND table_schema = current_schema() ORDER BY ordinal_position",
+                (table.name,),
+            )
+            if [tuple(row) for row in cur.fetchall()] == table.information_schema():
+                continue
+            for statement in rebuild_statements(table, backend):
+                cur.execute(statement)
+            conn.commit()
+            rebuilt.append(table.name)
+    conn.commit()
+    return rebuilt

@@ -7,8 +7,8 @@ from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
 from include.music_kpis.airflow_compat import dag_bag
-from include.music_kpis.kpis import kpi_tables, rebuild_statements
-from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, rendered_statements
+from include.music_kpis.kpis import kpi_tables
+from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, rebuild_statements, rendered_statements
 from tests.conftest import PROJECT_DIR
 
 DAG_ID = "music_streaming_kpis"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from include.music_kpis import kpis
-from include.music_kpis.kpis import KpiColumn, kpi_table, kpi_tables, reconcile_kpi_tables
-from include.music_kpis.migrations import migrate
+from include.music_kpis import migrations
+from include.music_kpis.kpis import KpiColumn, kpi_table, kpi_tables
+from include.music_kpis.migrations import migrate, reconcile_kpi_tables
 from include.music_kpis.warehouse import sql_environment
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
@@ -59,7 +59,7 @@ def test_a_changed_yaml_rebuilds_the_table_and_marks_every_date(warehouse, monke
 
         genre, hourly = kpi_table("genre_kpis"), kpi_table("hourly_kpis")
         wider = dataclasses.replace(genre, columns=(*genre.columns, KpiColumn("unique_artists", "bigint")))
-        monkeypatch.setattr(kpis, "kpi_tables", lambda: (wider, hourly))
+        monkeypatch.setattr(migrations, "kpi_tables", lambda: (wider, hourly))
         assert reconcile_kpi_tables(conn, "postgres") == ["genre_kpis"]
 
         columns = rows(
