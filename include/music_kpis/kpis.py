@@ -16,21 +16,10 @@ from pathlib import Path
 
 import yaml
 
+from include.music_kpis.ddl import column_definition
 from include.music_kpis.schemas import SQL_TYPES
 
 KPI_DIR = Path(__file__).resolve().parents[1] / "sql" / "kpis"
-
-# Column types in DDL; encodings on Redshift (docs/warehouse-design.md).
-_DDL_TYPES = {
-    "bigint": "BIGINT",
-    "integer": "INTEGER",
-    "smallint": "SMALLINT",
-    "double": "DOUBLE PRECISION",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-}
-_AZ64_TYPES = {"bigint", "integer", "smallint", "date", "timestamp"}
 
 
 @dataclass(frozen=True)
@@ -39,9 +28,6 @@ class KpiColumn:
     type: str
     nullable: bool = False
     max_bytes: int | None = None
-
-    def ddl_type(self) -> str:
-        return f"VARCHAR({self.max_bytes})" if self.type == "text" else _DDL_TYPES[self.type]
 
 
 @dataclass(frozen=True)
@@ -60,20 +46,20 @@ class KpiTable:
 
     def ddl(self, backend: str) -> str:
         """CREATE TABLE; on Redshift a copy on every node, sorted by its first key column."""
-        redshift = backend == "redshift"
-        lines = []
-        for column in self.columns:
-            if not redshift:
-                encoding = ""
-            elif column.name == self.key[0]:
-                encoding = " ENCODE RAW"  # the sort key's zone maps restrict scans by date
-            else:
-                encoding = " ENCODE AZ64" if column.type in _AZ64_TYPES else " ENCODE ZSTD"
-            null = "" if column.nullable else " NOT NULL"
-            lines.append(f"    {column.name} {column.ddl_type()}{encoding}{null},")
-        lines.append(f"    PRIMARY KEY ({', '.join(self.key)})")
-        layout = f" DISTSTYLE ALL SORTKEY ({self.key[0]})" if redshift else ""
-        return f"CREATE TABLE {self.name} (\n" + "\n".join(lines) + f"\n){layout}"
+        columns = [
+            column_definition(
+                c.name,
+                c.type,
+                backend=backend,
+                nullable=c.nullable,
+                max_bytes=c.max_bytes,
+                leads_sort_key=c.name == self.key[0],
+            )
+            for c in self.columns
+        ]
+        body = ",\n    ".join([*columns, f"PRIMARY KEY ({', '.join(self.key)})"])
+        layout = f" DISTSTYLE ALL SORTKEY ({self.key[0]})" if backend == "redshift" else ""
+        return f"CREATE TABLE {self.name} (\n    {body}\n){layout}"
 
     def export_query(self) -> str:
         """Every row, sorted by key; text in byte order (the local PostgreSQL warehouse)."""

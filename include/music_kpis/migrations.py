@@ -1,12 +1,15 @@
-"""Versioned warehouse schema: include/sql/migrations/NNNN_<name>.sql, applied in order.
+"""Versioned warehouse schema: made new from include/sql/schema.sql, or migrated.
 
-The warehouse records the versions it has in ``schema_migrations``. The DAG's
-``create_tables`` task applies the missing ones, each in one transaction together
-with its version row, so a warehouse of any earlier version (or one made before
-versions were recorded) is brought up to date, and a second run changes nothing.
-The same files serve Redshift and PostgreSQL; the few clauses that differ are
-templated on ``backend`` like the other SQL files. KPI tables are derived data
-and have no migrations: they follow their YAML (include/music_kpis/kpis.py).
+The warehouse records the versions it has in ``schema_migrations``. On an
+empty warehouse, the DAG's ``create_tables`` task runs schema.sql (the tables
+as this version wants them, their columns from the schema YAML) and records
+every migration as applied, in one transaction. On a warehouse made earlier
+(of any version, or before versions were recorded) it applies the missing
+migrations include/sql/migrations/NNNN_<name>.sql, each in one transaction
+together with its version row. A second run changes nothing. The same files
+serve Redshift and PostgreSQL; the few clauses that differ are templated on
+``backend`` like the other SQL files. KPI tables are derived data and have no
+migrations: they follow their YAML (include/music_kpis/kpis.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from include.music_kpis.warehouse import SQL_DIR, sql_environment
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 VERSION_TABLE_SQL = "migrations/_schema_migrations.sql"
+SCHEMA_SQL = "schema.sql"
+# A table every version of the warehouse has had: present means "made earlier".
+_ALWAYS_PRESENT_TABLE = "streams"
 _FILE_NAME = re.compile(r"(\d{4})_(\w+)\.sql")
 
 log = logging.getLogger(__name__)
@@ -63,7 +69,7 @@ def _has_code(statement: str) -> bool:
 
 
 def migrate(conn: Any, backend: str) -> list[Migration]:
-    """Apply the migrations the warehouse lacks, each in one transaction; return those applied."""
+    """Make a new warehouse or apply the migrations it lacks, each in one transaction; return those applied."""
     applied = []
     try:
         with conn.cursor() as cur:
@@ -72,16 +78,26 @@ def migrate(conn: Any, backend: str) -> list[Migration]:
             conn.commit()
             cur.execute("SELECT version FROM schema_migrations")
             present = {row[0] for row in cur.fetchall()}
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_name = %s",
+                (_ALWAYS_PRESENT_TABLE,),
+            )
+            ((made_earlier,),) = cur.fetchall()
             conn.commit()
+            if not present and not made_earlier:
+                for statement in rendered_statements(SCHEMA_SQL, backend):
+                    cur.execute(statement)
+                applied = all_migrations()
+                _record(cur, applied)
+                conn.commit()
+                log.info("New warehouse made at schema version %d", applied[-1].version)
             for migration in all_migrations():
-                if migration.version in present:
+                if migration.version in present or migration in applied:
                     continue
                 for statement in rendered_statements(migration.template, backend):
                     cur.execute(statement)
-                cur.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
+                _record(cur, [migration])
                 conn.commit()
                 log.info("Warehouse schema migrated to version %d (%s)", migration.version, migration.name)
                 applied.append(migration)
@@ -91,6 +107,13 @@ def migrate(conn: Any, backend: str) -> list[Migration]:
         conn.rollback()
         raise
     return applied
+
+
+def _record(cur: Any, migrations: list[Migration]) -> None:
+    for migration in migrations:
+        cur.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (migration.version, migration.name)
+        )
 
 
 def rebuild_statements(table: KpiTable, backend: str) -> list[str]:

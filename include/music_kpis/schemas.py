@@ -80,10 +80,17 @@ class Column:
     max: float | None = None
     max_bytes: int | None = None
     lower: bool = False
+    # NULL allowed in the warehouse although a file must give a value: a
+    # metadata source may lack the column (include/schemas/sources/*.yaml).
+    warehouse_nullable: bool = False
 
     @property
     def accepts_null(self) -> bool:
         return self.nullable or self.optional
+
+    @property
+    def null_in_warehouse(self) -> bool:
+        return self.accepts_null or self.warehouse_nullable
 
 
 @dataclass(frozen=True)
@@ -194,9 +201,15 @@ def load_source_tables(source: str = "rds_postgres") -> tuple[SourceTable, ...]:
             SourceColumn(c["name"], tuple(c["from"]), c.get("scale"), c.get("may_be_missing", False))
             for c in spec["columns"]
         )
-        unknown = {c.name for c in columns} - set(load_schema(dataset).column_names)
+        schema = load_schema(dataset)
+        unknown = {c.name for c in columns} - set(schema.column_names)
         if unknown:
             raise ValueError(f"{source}: {dataset} maps unknown column(s) {sorted(unknown)}")
+        not_null = {c.name for c in columns if c.may_be_missing} - {
+            c.name for c in schema.columns if c.null_in_warehouse
+        }
+        if not_null:
+            raise ValueError(f"{source}: {dataset} column(s) {sorted(not_null)} may be missing, so must be NULL-able")
         tables.append(
             SourceTable(dataset, spec["table"], spec["raw_prefix"], columns, raw["updated_at"], raw["lookback_minutes"])
         )

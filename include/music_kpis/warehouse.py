@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from include.music_kpis.ddl import dataset_columns
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.schemas import load_schema
@@ -40,6 +41,7 @@ def sql_macros(backend: str) -> dict[str, Any]:
         "raw": " ENCODE RAW" if redshift else "",
         # The KPI tables (include/sql/kpis) and a dataset's warehouse columns (its schema YAML).
         "kpi_tables": kpi_tables,
+        "dataset_columns": lambda dataset, **options: dataset_columns(dataset, backend, **options),
         "warehouse_columns": lambda dataset: [name for name, _ in load_schema(dataset).warehouse_columns],
         "key_columns": lambda dataset: list(load_schema(dataset).key),
         "same_key": same_key,

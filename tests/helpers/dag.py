@@ -8,7 +8,13 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
 from include.music_kpis.airflow_compat import dag_bag
 from include.music_kpis.kpis import kpi_tables
-from include.music_kpis.migrations import VERSION_TABLE_SQL, all_migrations, rebuild_statements, rendered_statements
+from include.music_kpis.migrations import (
+    SCHEMA_SQL,
+    VERSION_TABLE_SQL,
+    all_migrations,
+    rebuild_statements,
+    rendered_statements,
+)
 from tests.conftest import PROJECT_DIR
 
 DAG_ID = "music_streaming_kpis"
@@ -26,9 +32,16 @@ RUN_ID = "scheduled__2026-11-22T00:00:00+00:00"
 
 
 def rendered_steps(monkeypatch: pytest.MonkeyPatch, backend: str) -> dict[str, list[str]]:
-    """task_id -> statements, rendered through the DAG's own Jinja environment."""
-    # create_tables applies the schema migrations; rendered all of them, as on a new warehouse.
-    return {"create_tables": all_migration_statements(backend), **sql_task_statements(load_dag(monkeypatch, backend))}
+    """task_id -> statements, rendered through the DAG's own Jinja environment.
+
+    create_tables runs schema.sql on a new warehouse and the migrations on an
+    older one: both are rendered ("create_tables" and "create_tables:migrations").
+    """
+    return {
+        "create_tables": new_warehouse_statements(backend),
+        "create_tables:migrations": all_migration_statements(backend),
+        **sql_task_statements(load_dag(monkeypatch, backend)),
+    }
 
 
 def sql_task_statements(dag) -> dict[str, list[str]]:
@@ -43,8 +56,12 @@ def sql_task_statements(dag) -> dict[str, list[str]]:
     }
 
 
+def new_warehouse_statements(backend: str) -> list[str]:
+    """What create_tables runs on an empty warehouse: schema.sql, then the KPI tables."""
+    tables = [s for name in (VERSION_TABLE_SQL, SCHEMA_SQL) for s in rendered_statements(name, backend)]
+    return tables + [s for kpi in kpi_tables() for s in rebuild_statements(kpi, backend)]
+
+
 def all_migration_statements(backend: str) -> list[str]:
-    """What create_tables runs on a new warehouse: every migration, then the KPI tables."""
-    names = [VERSION_TABLE_SQL, *(m.template for m in all_migrations())]
-    migrations = [s for name in names for s in rendered_statements(name, backend)]
-    return migrations + [s for kpi in kpi_tables() for s in rebuild_statements(kpi, backend)]
+    """Every migration in order, as a warehouse made before versions were recorded runs them."""
+    return [s for m in all_migrations() for s in rendered_statements(m.template, backend)]

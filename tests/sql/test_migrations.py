@@ -1,7 +1,8 @@
-"""Versioned migrations bring a warehouse of any earlier schema up to date, once.
+"""A new warehouse is made from schema.sql; migrations bring one of any earlier schema to the same place, once.
 
-Run on the real PostgreSQL warehouse, with the same migration files Redshift
-runs (their Redshift rendering passes tests/sql/test_redshift_gate.py).
+Run on the real PostgreSQL warehouse, with the same files Redshift runs (their
+Redshift rendering passes tests/sql/test_redshift_gate.py); the Redshift
+renderings of the two roads are compared statement by statement.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+import sqlglot
 from airflow.providers.common.sql.hooks.sql import DbApiHook
+from sqlglot import exp
 
 from include.music_kpis.migrations import all_migrations, migrate
 from include.music_kpis.warehouse import sql_environment
-
-pytestmark = pytest.mark.integration
+from tests.conftest import fresh_database
+from tests.helpers.dag import all_migration_statements, new_warehouse_statements
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PREVIOUS_SCHEMAS = ["create_tables_0.1.sql", "create_tables_before_versions.sql"]
@@ -65,6 +68,7 @@ def nullable(conn, table: str, column: str) -> bool:
     return is_nullable == "YES"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("fixture", PREVIOUS_SCHEMAS)
 def test_previous_schema_is_brought_up_to_date(warehouse, fixture: str) -> None:
     conn = warehouse.connect()
@@ -107,6 +111,7 @@ def test_previous_schema_is_brought_up_to_date(warehouse, fixture: str) -> None:
         conn.close()
 
 
+@pytest.mark.integration
 def test_second_run_changes_nothing(warehouse) -> None:
     conn = warehouse.connect()
     try:
@@ -118,6 +123,7 @@ def test_second_run_changes_nothing(warehouse) -> None:
         conn.close()
 
 
+@pytest.mark.integration
 def test_failed_migration_leaves_its_changes_out(warehouse) -> None:
     """Each migration is one transaction: a failure keeps the earlier versions and none of its own."""
     conn = warehouse.connect()
@@ -131,3 +137,87 @@ def test_failed_migration_leaves_its_changes_out(warehouse) -> None:
         assert rows(conn, "SELECT user_id, user_age FROM users") == [(1, 30)]
     finally:
         conn.close()
+
+
+# --- the two roads: a new warehouse (schema.sql) and a migrated one ------------------
+
+
+def catalog(conn) -> dict[str, list]:
+    """The schema as PostgreSQL's catalog has it: columns, constraints and indexes, without generated names."""
+    columns = rows(
+        conn,
+        "SELECT table_name, ordinal_position, column_name, data_type, character_maximum_length, is_nullable, "
+        "column_default FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1, 2",
+    )
+    constraints = rows(
+        conn,
+        "SELECT conrelid::regclass::text, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2, 3",
+    )
+    indexes = rows(
+        conn,
+        "SELECT tablename, regexp_replace(indexdef, 'INDEX \\S+ ON', 'INDEX ON') FROM pg_indexes "
+        "WHERE schemaname = current_schema() ORDER BY 1, 2",
+    )
+    return {"columns": columns, "constraints": constraints, "indexes": indexes}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fixture", PREVIOUS_SCHEMAS)
+def test_new_and_migrated_warehouses_have_the_same_schema(postgres, warehouse, fixture: str) -> None:
+    migrated = warehouse.connect()
+    try:
+        create_previous_schema(migrated, fixture)
+        migrate(migrated, "postgres")
+        with fresh_database(postgres) as empty:
+            new = empty.connect()
+            try:
+                assert [m.version for m in migrate(new, "postgres")] == [m.version for m in all_migrations()]
+                assert catalog(new) == catalog(migrated)
+            finally:
+                new.close()
+    finally:
+        migrated.close()
+
+
+def final_tables(statements: list[str]) -> dict[str, str]:
+    """table -> its CREATE TABLE as Redshift would hold it after `statements` (quotes and IF NOT EXISTS aside)."""
+    tables: dict[str, exp.Create] = {}
+    for statement in statements:
+        tree = sqlglot.parse_one(statement, read="redshift")
+        if isinstance(tree, exp.Create) and tree.kind == "TABLE":
+            tables.setdefault(tree.this.this.name, tree)
+        elif isinstance(tree, exp.Drop) and tree.kind == "TABLE":
+            for table in tree.args["tables"]:
+                tables.pop(table.name, None)
+        elif isinstance(tree, exp.Alter) and isinstance(rename := tree.args["actions"][0], exp.AlterRename):
+            tables[rename.this.name] = tables.pop(tree.this.name)
+        elif not isinstance(tree, exp.Insert):
+            raise AssertionError(f"this comparison cannot follow: {statement[:200]}")
+    described = {}
+    for name, tree in tables.items():
+        tree = tree.copy()
+        tree.set("exists", False)
+        tree.this.this.set("this", exp.to_identifier(name))
+        for identifier in tree.find_all(exp.Identifier):
+            identifier.set("quoted", False)
+        described[name] = tree.sql(dialect="redshift", pretty=True)
+    return described
+
+
+def test_new_and_migrated_warehouses_have_the_same_redshift_ddl() -> None:
+    """On Redshift too: every table made by schema.sql is declared as the migrations leave it."""
+    kpi_and_version_tables = {"genre_kpis", "hourly_kpis", "schema_migrations"}
+    new = {
+        k: v for k, v in final_tables(new_warehouse_statements("redshift")).items() if k not in kpi_and_version_tables
+    }
+    migrated = final_tables(all_migration_statements("redshift"))
+    assert sorted(new) == sorted(migrated)
+    for table in new:
+        assert new[table] == migrated[table], table
+
+
+def test_redshift_ddl_comparison_sees_a_difference() -> None:
+    migrated = all_migration_statements("redshift")
+    changed = [s.replace("DISTSTYLE EVEN", "DISTSTYLE ALL", 1) for s in migrated]
+    assert final_tables(changed) != final_tables(migrated)

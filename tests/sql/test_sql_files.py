@@ -19,7 +19,7 @@ from include.music_kpis.metadata_source import present_columns, render
 from include.music_kpis.schemas import load_source_tables
 from include.music_kpis.warehouse import SQL_DIR
 
-DAG_STEPS = {"upsert_dimension", "load_streams", "record_batch", "refresh_kpis"}
+DAG_STEPS = {"schema", "upsert_dimension", "load_streams", "record_batch", "refresh_kpis"}  # schema: create_tables
 WAREHOUSE_LOOKUPS = {"select_ledger", "select_rejected_files"}
 
 

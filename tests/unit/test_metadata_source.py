@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
+from include.music_kpis import schemas
 from include.music_kpis.files import RawFile, file_id_for
 from include.music_kpis.metadata_source import (
     SourceTableError,
@@ -31,6 +33,18 @@ def test_mapping_covers_every_required_column_and_relaxes_only_missing_ones() ->
             assert column.accepts_null == (original.accepts_null or may_be_missing), column.name
     # A CSV dropped in the raw bucket keeps every rule of contract section 2.
     assert schema_for_file("users", "metadata/users/users.csv") == load_schema("users")
+
+
+def test_a_column_a_source_may_lack_must_allow_null_in_the_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    users = load_schema("users")
+    strict = replace(users, columns=tuple(replace(c, warehouse_nullable=False) for c in users.columns))
+    monkeypatch.setattr(schemas, "load_schema", lambda dataset: strict if dataset == "users" else load_schema(dataset))
+    load_source_tables.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"users column\(s\) \['user_age', 'user_country'\] may be missing"):
+            load_source_tables()
+    finally:
+        load_source_tables.cache_clear()
 
 
 def test_present_columns_take_the_first_source_name_and_skip_what_may_be_missing() -> None:

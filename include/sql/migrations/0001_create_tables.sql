@@ -1,7 +1,7 @@
 -- Version 1: the warehouse tables as they stood when schema versions began.
 -- Created if absent, so a warehouse made before versioning is adopted as it
--- is; later migrations bring it to date. Column lists agree with
--- include/schemas/*.yaml (tests/test_schemas_ddl.py).
+-- is; later migrations bring it to date. Like every applied migration it is
+-- frozen: a new warehouse is made from include/sql/schema.sql instead.
 -- Redshift-only clauses (DISTSTYLE, DISTKEY, SORTKEY, and the ENCODE macros
 -- az64, zstd and raw) and PostgreSQL-only indexes are templated on `backend`;
 -- see docs/warehouse-design.md.

@@ -1,0 +1,101 @@
+-- The warehouse as this version wants it, made in one go on an empty warehouse;
+-- create_tables then records every migration as applied (migrations.py). A
+-- warehouse made earlier gets there through include/sql/migrations/ instead,
+-- and tests/sql/test_migrations.py proves both roads end in the same schema.
+--
+-- A dataset's columns, types, VARCHAR lengths and NOT NULL come from its
+-- schema YAML (include/schemas/*.yaml, via dataset_columns); this file holds
+-- the table design: keys, distribution and sort keys (docs/warehouse-design.md),
+-- lineage and bookkeeping tables. Redshift-only clauses and PostgreSQL-only
+-- indexes are templated on `backend`. KPI tables are made from their YAML.
+
+-- Dimensions: small, copied to every Redshift node.
+{%- for dataset in ['users', 'songs'] %}
+{%- set key = key_columns(dataset)[0] %}
+
+CREATE TABLE {{ dataset }} (
+    {{ dataset_columns(dataset, sort_column=key) }},
+    PRIMARY KEY ("{{ key }}")
+){% if backend == 'redshift' %} DISTSTYLE ALL SORTKEY ("{{ key }}"){% endif %};
+{%- endfor %}
+
+-- The fact table: one row per play, unique on its key (the streams schema).
+-- listen_date is derived from listen_time, so leading the key with it keeps
+-- that uniqueness while a batch's key lookups and index inserts stay within
+-- the batch's dates.
+CREATE TABLE streams (
+    {{ dataset_columns('streams', sort_column='listen_date') }},
+    PRIMARY KEY (listen_date, {{ key_columns('streams') | join(', ') }})
+){% if backend == 'redshift' %} DISTKEY (user_id) COMPOUND SORTKEY (listen_date, listen_hour, user_id){% endif %};
+
+-- Plays whose user or track is not in the warehouse yet; retried every run.
+CREATE TABLE streams_parked (
+    {{ dataset_columns('streams', sort_column='user_id') }},
+    parked_batch_id VARCHAR(32){{ zstd }} NOT NULL,
+    PRIMARY KEY ({{ key_columns('streams') | join(', ') }})
+){% if backend == 'redshift' %} DISTKEY (user_id) SORTKEY (user_id){% endif %};
+
+-- The dates each song was played on, kept by load_streams: a changed song finds
+-- the dates to recompute here, reading only its own blocks (sorted by track).
+CREATE TABLE song_play_dates (
+    {{ dataset_columns('streams', sort_column='track_id', only=['track_id', 'listen_date']) }},
+    PRIMARY KEY (track_id, listen_date)
+){% if backend == 'redshift' %} DISTKEY (track_id) COMPOUND SORTKEY (track_id, listen_date){% endif %};
+
+-- Staging: what COPY loads, by position, from transformed Parquet. The last
+-- two columns say which raw file version and row each staged row came from.
+{%- for dataset in ['users', 'songs', 'streams'] %}
+
+CREATE TABLE stg_{{ dataset }} (
+    {{ dataset_columns(dataset, staging=true) }},
+    file_id VARCHAR(32){{ zstd }} NOT NULL,
+    source_row BIGINT{{ az64 }} NOT NULL
+){% if backend == 'redshift' %} {{ 'DISTKEY (user_id)' if dataset == 'streams' else 'DISTSTYLE EVEN' }}{% endif %};
+{%- endfor %}
+
+-- One row per raw file a batch saw (the batch manifest), COPYed like the data.
+CREATE TABLE stg_files (
+    batch_id VARCHAR(32){{ zstd }} NOT NULL,{% with etag = true %}{% include 'migrations/_file_outcome_columns.sql' %}{% endwith %}
+){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
+
+-- Every raw file version ever processed, loaded or rejected: it is never
+-- processed again. Written in the same transaction as the file's rows.
+CREATE TABLE etl_file_ledger ({% with etag = true %}{% include 'migrations/_file_outcome_columns.sql' %}{% endwith %},
+    batch_id VARCHAR(32){{ zstd }} NOT NULL,
+    recorded_at TIMESTAMP DEFAULT {{ now }}{{ az64 }} NOT NULL,
+    PRIMARY KEY (file_id)
+){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
+
+-- What each batch did with each file it saw (loaded, rejected or skipped).
+CREATE TABLE etl_batch_files (
+    batch_id VARCHAR(32){{ zstd }} NOT NULL,{% with etag = false %}{% include 'migrations/_file_outcome_columns.sql' %}{% endwith %},
+    recorded_at TIMESTAMP DEFAULT {{ now }}{{ az64 }} NOT NULL,
+    PRIMARY KEY (batch_id, file_id)
+){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
+
+-- What each batch did with stream rows (written with the plays, same transaction).
+CREATE TABLE etl_batches (
+    batch_id VARCHAR(32){{ zstd }} NOT NULL,
+    stream_rows BIGINT{{ az64 }} NOT NULL,
+    streams_loaded BIGINT{{ az64 }} NOT NULL,
+    streams_parked BIGINT{{ az64 }} NOT NULL,
+    stream_repeats_skipped BIGINT{{ az64 }} NOT NULL,
+    recorded_at TIMESTAMP DEFAULT {{ now }}{{ az64 }} NOT NULL,
+    PRIMARY KEY (batch_id)
+){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
+
+-- Dates whose KPIs must be recomputed; filled with the change, emptied by the
+-- recompute.
+CREATE TABLE kpi_dirty_dates (
+    listen_date DATE{{ az64 }} NOT NULL,
+    PRIMARY KEY (listen_date)
+){% if backend == 'redshift' %} DISTSTYLE ALL{% endif %};
+{%- if backend == 'postgres' %}
+
+-- PostgreSQL indexes for the incremental steps (Redshift relies on sort keys):
+-- a batch's staged rows and manifest are read by file and by batch.
+CREATE INDEX stg_users_file_idx ON stg_users (file_id);
+CREATE INDEX stg_songs_file_idx ON stg_songs (file_id);
+CREATE INDEX stg_streams_file_idx ON stg_streams (file_id);
+CREATE INDEX stg_files_batch_idx ON stg_files (batch_id);
+{%- endif %}
