@@ -1,8 +1,6 @@
 {#- The columns of songs (staging = false) or of stg_songs before its lineage
-    columns (staging = true: nothing NOT NULL, no sort key column). Frozen as
-    of version 3, used by 0001 and 0003: a later change to songs gets a partial
-    of its own, so that applied migrations keep meaning what they meant
-    (schema.sql renders the current columns from the schema YAML). #}
+    columns (staging = true: nothing NOT NULL), as of version 3, for 0001 and
+    0003 (frozen, like _play_columns.sql). #}
 {%- set not_null = '' if staging else ' NOT NULL' %}
     track_id VARCHAR(256){{ zstd if staging else raw }}{{ not_null }},
     artists VARCHAR(4096){{ zstd }}{{ not_null }},
