@@ -90,7 +90,7 @@ def load_report_data(records: Records, backend: str, run_id: str, reason_counts:
 
 def label(value: Any) -> str:
     """Text from the data as a Plotly label: shown as written, never read as markup."""
-    return html.escape("" if value is None else str(value))
+    return html.escape("" if value is None else str(value), quote=False)
 
 
 def _layout(fig: go.Figure, title: str, height: int = 420, **kwargs: Any) -> go.Figure:
