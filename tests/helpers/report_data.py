@@ -14,7 +14,9 @@ HOSTILE_GENRE = "<script>window.pwned=1</script>"
 HOSTILE_ARTIST = '=HYPERLINK("http://example.invalid","x")'
 HOSTILE_TRACK = '<img src=x onerror="window.pwned=2">'
 HOSTILE_KEY = "streams/<b>bold</b>.csv"
-GENRES = ["pop", "rock", "jazz", "indie", "hip-hop", "classical", "latin", "metal", HOSTILE_GENRE]
+# Tags Plotly itself reads in labels (it would show "bold" in bold and break the line).
+HOSTILE_MARKUP = "<b>bold</b><br>beat"
+GENRES = ["pop", "rock", "jazz", "indie", "hip-hop", "classical", "latin", HOSTILE_MARKUP, HOSTILE_GENRE]
 ARTISTS = ["Óscar Río", "Dune Riders", "The Glass", HOSTILE_ARTIST, "Nova & Co"]
 
 
