@@ -73,9 +73,8 @@ def reason_counts(s3: Any, bucket: str, files: list[BatchFile]) -> Counter[tuple
 
 def local_csv_path(out_dir: Path, file: BatchFile) -> Path:
     """OUT/quarantine/<dataset>/<file>.csv: the raw key below its dataset's prefix, as a .csv."""
-    prefix = next(
-        (s.raw_prefix for s in all_schemas() if s.name == file.dataset and file.raw_key.startswith(s.raw_prefix)), ""
-    )
+    prefixes = [s.raw_prefix for s in all_schemas() if s.dataset == file.dataset]
+    prefix = next((p for p in prefixes if file.raw_key.startswith(p)), "")
     name = re.sub(r"\.csv(\.gz)?$", "", file.raw_key[len(prefix) :], flags=re.IGNORECASE)
     return out_dir / "quarantine" / file.dataset / f"{name}.csv"
 
