@@ -17,8 +17,10 @@ the warehouse (Amazon Redshift; PostgreSQL locally). One run:
    append, unknown users and tracks parked), `record_batch` (ledger): one
    transaction each, one after another.
 8. `refresh_kpis`: `genre_kpis` and `hourly_kpis` for the dates this run touched.
-9. `report_rejected_files`: fails the run, naming each rejected file and why,
-   after every good file is loaded.
+9. `export_kpis` (mapped, one per KPI table): the KPI CSVs to the processed bucket's
+   `exports/` (Redshift UNLOAD); `publish_report`: the KPI report to its `reports/`.
+10. `report_rejected_files`: fails the run, naming each rejected file and why,
+   after every good file is loaded (and exported and reported).
 
 Settings: include/music_kpis/settings.py and README "Configuration".
 """
@@ -28,13 +30,15 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
+from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import chain, dag, task
 
 from include.music_kpis import settings, tasks
 from include.music_kpis.airflow_compat import AirflowFailException
-from include.music_kpis.operators import S3ParquetToPostgresOperator
+from include.music_kpis.exports import UNLOAD_OPTIONS, export_jobs
+from include.music_kpis.operators import PostgresToS3CsvOperator, S3ParquetToPostgresOperator
 from include.music_kpis.redshift_copy import COPY_OPTIONS
 from include.music_kpis.warehouse import SQL_DIR, dimension_params, sql_macros
 
@@ -120,6 +124,27 @@ def music_streaming_kpis() -> None:
     record_batch = sql_step("record_batch", "record_batch.sql")
     refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql")
 
+    if BACKEND == "redshift":
+        export_kpis = RedshiftToS3Operator.partial(
+            task_id="export_kpis",
+            redshift_conn_id=settings.WAREHOUSE_CONN_ID,
+            aws_conn_id=settings.REDSHIFT_COPY_CONN_ID,  # its role_arn: the role UNLOAD assumes
+            s3_bucket=settings.PROCESSED_BUCKET.template,
+            unload_options=UNLOAD_OPTIONS,
+            table_as_file_name=False,
+        ).expand_kwargs(export_jobs(BACKEND))
+    else:
+        export_kpis = PostgresToS3CsvOperator.partial(
+            task_id="export_kpis",
+            postgres_conn_id=settings.WAREHOUSE_CONN_ID,
+            aws_conn_id=settings.AWS_CONN_ID,
+            s3_bucket=settings.PROCESSED_BUCKET.template,
+        ).expand_kwargs(export_jobs(BACKEND))
+
+    @task
+    def publish_report(run_id: Any = None) -> list[str]:
+        return tasks.publish_report(run_id, BACKEND)
+
     @task
     def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
         report = tasks.rejection_report(outcomes)
@@ -150,6 +175,8 @@ def music_streaming_kpis() -> None:
         load_streams,
         record_batch,
         refresh_kpis,
+        export_kpis,
+        publish_report(),
         report_rejected_files(outcomes),
     )
 

@@ -17,20 +17,24 @@ the next `make demo` resumes from the state in `.local/`.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from include.music_kpis.exports import csv_value, write_kpi_csv
 from include.music_kpis.files import batch_id_for, ignored_reason
+from include.music_kpis.kpi_report import load_report_data, render_report
 from include.music_kpis.kpis import kpi_tables
+from include.music_kpis.quarantine import BatchFile, reason_counts, write_local_csvs
 from include.music_kpis.schemas import all_schemas
 from include.music_kpis.settings import METADATA_SOURCE, SOURCE_CONN_ID
 from include.music_kpis.warehouse import SQL_DIR
@@ -43,6 +47,7 @@ from localdev.local_stack import (
     create_buckets,
     moto_server,
     postgres_server,
+    s3_client,
     upload_folder,
 )
 from localdev.source_db import SOURCE_DATABASE, seed_from_raw_folder
@@ -190,25 +195,40 @@ def run_summary(warehouse: PostgresTarget, batch_id: str) -> dict[str, Any]:
     }
 
 
-def _csv_value(value: Any) -> Any:
-    return round(value, 6) if isinstance(value, float) else value
-
-
 def export_kpis(warehouse: PostgresTarget, out_dir: Path) -> dict[str, list[tuple]]:
-    """Write <kpi table>.csv for every KPI table (genre_kpis.csv, hourly_kpis.csv): every row, sorted by key."""
+    """Write <kpi table>.csv for every KPI table (genre_kpis.csv, hourly_kpis.csv): every row, sorted
+    by key, text spreadsheet-safe; the query and writer of the production exports (exports.py)."""
     exported = {}
     for kpi in kpi_tables():
         rows = query(warehouse, kpi.export_query())
         with (out_dir / f"{kpi.name}.csv").open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(kpi.column_names)
-            writer.writerows([_csv_value(v) for v in row] for row in rows)
+            write_kpi_csv(handle, kpi.column_names, rows)
         exported[kpi.name] = rows
     return exported
 
 
+# Reasons listed on the terminal; OUT/quarantine/ and the report have them all.
+COMMON_REASONS = 10
+
+
+def write_quarantine(
+    s3: Any, bucket: str, files: list[BatchFile], counts: Counter[tuple[str, str]], out_dir: Path
+) -> None:
+    """OUT/quarantine/<dataset>/<file>.csv from the quarantine Parquet of this run's files (the
+    S3 stand-in goes away with the run), and the most common reasons on the terminal."""
+    shutil.rmtree(out_dir / "quarantine", ignore_errors=True)  # this run's rows only
+    if not write_local_csvs(s3, bucket, files, out_dir) or not counts:
+        return
+    common = counts.most_common(COMMON_REASONS)
+    print(f"\nQuarantined rows by reason ({sum(counts.values())} rows; each with its row number and reason in "
+          f"{out_dir / 'quarantine'}):")  # fmt: skip
+    print("\n".join(f"  {n:>8}  {dataset}: {reason}" for (dataset, reason), n in common))
+    if len(counts) > COMMON_REASONS:
+        print(f"  ... {len(counts) - COMMON_REASONS} more reasons")
+
+
 def format_table(columns: list[str], rows: list[tuple], limit: int) -> str:
-    shown = [[str(_csv_value(v)) for v in row] for row in rows[:limit]]
+    shown = [[str(csv_value(v)) for v in row] for row in rows[:limit]]
     widths = [max([len(c), *(len(r[i]) for r in shown)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -218,16 +238,33 @@ def format_table(columns: list[str], rows: list[tuple], limit: int) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(warehouse: PostgresTarget, run_id: str, state: str, out_dir: Path, resume: str) -> int:
-    """After a run: OUT's KPI CSVs and run_summary.json (contract section 6), the report on
-    the terminal, and the exit status (1 when a file was rejected or the run did not succeed;
-    `resume` says how to finish it). Shared by `make demo` and `make run`."""
+def write_outputs(
+    warehouse: PostgresTarget,
+    run_id: str,
+    state: str,
+    out_dir: Path,
+    resume: str,
+    s3_endpoint: str,
+    processed_bucket: str = PROCESSED_BUCKET_NAME,
+) -> int:
+    """After a run: OUT's KPI CSVs, run_summary.json (contract section 6), quarantine/ and
+    report.html, the report on the terminal, and the exit status (1 when a file was rejected
+    or the run did not succeed; `resume` says how to finish it). Shared by `make demo` and
+    `make run`; the processed bucket at `s3_endpoint` is still up."""
     batch = batch_id_for(run_id)
     summary = run_summary(warehouse, batch)
     rejected = report(warehouse, "rejected_files", batch_id=batch)
     streams = report(warehouse, "batch_streams", batch_id=batch)
     kpis = export_kpis(warehouse, out_dir)
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    s3 = s3_client(s3_endpoint)
+    data = load_report_data(
+        lambda statement: query(warehouse, statement),
+        "postgres",
+        run_id,
+        lambda files: reason_counts(s3, processed_bucket, files),
+    )
+    (out_dir / "report.html").write_text(render_report(data), encoding="utf-8")
     for kpi in kpi_tables():
         rows = kpis[kpi.name]
         print(f"\n{kpi.name} ({len(rows)} rows)\n" + format_table(kpi.column_names, rows, 40))
@@ -235,6 +272,8 @@ def write_outputs(warehouse: PostgresTarget, run_id: str, state: str, out_dir: P
         rows, loaded, parked, repeats = streams[0]
         print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
     print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
+    write_quarantine(s3, processed_bucket, data.files, data.reasons, out_dir)
+    print(f"\nKPI report: {out_dir / 'report.html'} (one file; opens offline in any browser)")
     print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
     if rejected:
         lines = "\n".join(f"  {key}: {reason}" for key, reason in rejected)
@@ -319,7 +358,7 @@ def _main(args: argparse.Namespace) -> int:
             print(f"Ignored {key}: {reason}", file=sys.stderr)
         run_id, state = run_dag_in_child()
         resume = f"Run `make demo` again (same DATA) to finish it: the state is in {state_dir}."
-        return write_outputs(warehouse, run_id, state, out_dir, resume)
+        return write_outputs(warehouse, run_id, state, out_dir, resume, endpoint)
 
 
 if __name__ == "__main__":

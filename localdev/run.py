@@ -50,4 +50,4 @@ def run(state: Path, out_dir: Path, timeout: float = 3600.0) -> int:
     save_buckets(paths, config.moto_endpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
     resume = "Run `make run` again to finish it (the next run picks up where this one stopped)."
-    return write_outputs(config.warehouse, run_id, final_state, out_dir.resolve(), resume)
+    return write_outputs(config.warehouse, run_id, final_state, out_dir.resolve(), resume, config.moto_endpoint)

@@ -151,6 +151,9 @@ class Stack:
     def raw_keys(self, prefix: str = "") -> list[str]:
         return self._keys(self.raw_bucket, prefix)
 
+    def processed_object(self, key: str) -> str:
+        return s3_client(self.endpoint).get_object(Bucket=self.processed_bucket, Key=key)["Body"].read().decode("utf-8")
+
     def raw_object(self, key: str) -> str:
         return s3_client(self.endpoint).get_object(Bucket=self.raw_bucket, Key=key)["Body"].read().decode("utf-8")
 

@@ -18,6 +18,7 @@ import yaml
 
 from include.music_kpis.ddl import column_definition
 from include.music_kpis.schemas import SQL_TYPES
+from include.music_kpis.spreadsheet import safe_cell_sql
 
 KPI_DIR = Path(__file__).resolve().parents[1] / "sql" / "kpis"
 
@@ -61,11 +62,15 @@ class KpiTable:
         layout = f" DISTSTYLE ALL SORTKEY ({self.key[0]})" if backend == "redshift" else ""
         return f"CREATE TABLE {self.name} (\n    {body}\n){layout}"
 
-    def export_query(self) -> str:
-        """Every row, sorted by key; text in byte order (the local PostgreSQL warehouse)."""
+    def export_query(self, backend: str = "postgres") -> str:
+        """Every row, sorted by key, text in byte order (Redshift's own; COLLATE "C" on PostgreSQL),
+        text cells spreadsheet-safe (spreadsheet.py): the query of the KPI CSVs on both backends."""
         by_type = {c.name: c.type for c in self.columns}
-        order = ", ".join(f'{k} COLLATE "C"' if by_type[k] == "text" else k for k in self.key)
-        return f"SELECT {', '.join(self.column_names)} FROM {self.name} ORDER BY {order}"
+        columns = ", ".join(safe_cell_sql(c) if by_type[c] == "text" else c for c in self.column_names)
+        collate = "" if backend == "redshift" else ' COLLATE "C"'
+        # Qualified: the sort is on the stored value, not on the output column of the same name.
+        order = ", ".join(f"{self.name}.{k}{collate if by_type[k] == 'text' else ''}" for k in self.key)
+        return f"SELECT {columns} FROM {self.name} ORDER BY {order}"
 
 
 @cache

@@ -1,16 +1,23 @@
-"""S3ParquetToPostgresOperator: the local stand-in for S3ToRedshiftOperator.
+"""The PostgreSQL stand-ins of the Amazon provider's Redshift transfers, one for each.
 
-It has the same mapped shape (``table``, ``s3_bucket``, ``s3_key`` prefix) and
-the same semantics as Redshift ``COPY ... FORMAT AS PARQUET`` with ``APPEND``:
-every Parquet object under the prefix is appended, columns matched by
-position, all objects in one transaction.
+S3ParquetToPostgresOperator stands for S3ToRedshiftOperator: the same mapped
+shape (``table``, ``s3_bucket``, ``s3_key`` prefix) and the same semantics as
+Redshift ``COPY ... FORMAT AS PARQUET`` with ``APPEND``: every Parquet object
+under the prefix is appended, columns matched by position, all objects in one
+transaction.
+
+PostgresToS3CsvOperator stands for RedshiftToS3Operator with the UNLOAD options
+of exports.py: the rows of ``select_query`` as one CSV with a header, written
+to the key UNLOAD would write (the prefix and ``000.csv``).
 """
 
 from __future__ import annotations
 
 import io
 import re
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow.csv as pacsv
@@ -18,6 +25,8 @@ import pyarrow.parquet as pq
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseOperator
+
+from include.music_kpis.exports import UNLOADED_SUFFIX, write_kpi_csv
 
 
 class S3ParquetToPostgresOperator(BaseOperator):
@@ -69,6 +78,44 @@ class S3ParquetToPostgresOperator(BaseOperator):
             self.table,
         )
         return rows
+
+
+class PostgresToS3CsvOperator(BaseOperator):
+    template_fields: Sequence[str] = ("s3_bucket", "s3_key", "select_query", "postgres_conn_id", "aws_conn_id")
+    ui_color = "#ededed"
+
+    def __init__(
+        self,
+        *,
+        s3_bucket: str,
+        s3_key: str,
+        select_query: str,
+        postgres_conn_id: str = "postgres_default",
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.select_query = select_query
+        self.postgres_conn_id = postgres_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Any) -> str:
+        key = self.s3_key + UNLOADED_SUFFIX
+        conn = PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()
+        # Through a local file, uploaded from disk: memory stays flat whatever the number of rows.
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "export.csv"
+            try:
+                with conn.cursor() as cursor, path.open("w", encoding="utf-8", newline="") as handle:
+                    cursor.execute(self.select_query)
+                    write_kpi_csv(handle, [c[0] for c in cursor.description], iter(cursor.fetchone, None))
+            finally:
+                conn.close()
+            S3Hook(aws_conn_id=self.aws_conn_id).load_file(str(path), key, bucket_name=self.s3_bucket, replace=True)
+        self.log.info("Wrote s3://%s/%s", self.s3_bucket, key)
+        return key
 
 
 def _qualified(schema: str | None, table: str) -> str:

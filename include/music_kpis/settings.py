@@ -98,3 +98,9 @@ class RuntimeSettings:
             reject_threshold=float(REJECT_THRESHOLD.read()),
             read_block_bytes=int(READ_BLOCK_MB.read()) << 20,
         )
+
+
+# Where the KPI report and the KPI exports go in the processed bucket (docs/report.md).
+REPORTS_PREFIX = "reports/"  # reports/runs/<run id>.html, one a run
+REPORT_LATEST_KEY = f"{REPORTS_PREFIX}latest.html"  # the latest run's report, at a stable key
+EXPORTS_PREFIX = "exports/"  # exports/<kpi table>_000.csv (exports.py)

@@ -6,6 +6,7 @@ small descriptions of files (keys, ids, outcomes).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from include.music_kpis.airflow_compat import AirflowFailException, BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, raw_files_under, transformed_prefix
+from include.music_kpis.kpi_report import publish_report as publish_kpi_report
 from include.music_kpis.metadata_source import extract_tables
 from include.music_kpis.migrations import migrate
 from include.music_kpis.outcomes import LOADED, REJECTED, SKIPPED, FileOutcome, write_manifest
@@ -25,6 +27,8 @@ from include.music_kpis.schemas import all_schemas, load_schema, load_source_tab
 from include.music_kpis.settings import AWS_CONN_ID, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, RuntimeSettings
 from include.music_kpis.transform import process_raw_file
 from include.music_kpis.warehouse import SQL_DIR
+
+log = logging.getLogger(__name__)
 
 # The staging table of the batch manifest (one row per raw file the batch saw).
 MANIFEST_TABLE = "stg_files"
@@ -147,3 +151,10 @@ def rejection_report(outcomes: Sequence[dict[str, Any]] | None) -> str | None:
         return None
     lines = [f"{o['raw_key']}: {o['reason']}" for o in rejected]
     return f"{len(rejected)} raw file(s) rejected; every other file was loaded:\n" + "\n".join(lines)
+
+
+def publish_report(run_id: str, backend: str) -> list[str]:
+    """The KPI report of this run to the processed bucket: reports/runs/<run id>.html and reports/latest.html."""
+    written = publish_kpi_report(run_id, backend)
+    log.info("KPI report written to %s", ", ".join(written))
+    return written

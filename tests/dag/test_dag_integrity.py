@@ -25,7 +25,9 @@ UPSTREAMS = {
     "load_streams": {"upsert_songs"},
     "record_batch": {"load_streams"},
     "refresh_kpis": {"record_batch"},
-    "report_rejected_files": {"refresh_kpis", "validate_and_transform"},
+    "export_kpis": {"refresh_kpis"},
+    "publish_report": {"export_kpis"},
+    "report_rejected_files": {"publish_report", "validate_and_transform"},
 }
 
 
@@ -61,7 +63,7 @@ def test_dag_settings(dag) -> None:
 
 def test_mapping(dag) -> None:
     mapped = {t.task_id for t in dag.tasks if t.is_mapped}
-    assert mapped == {"validate_and_transform", "copy_to_staging"}
+    assert mapped == {"validate_and_transform", "copy_to_staging", "export_kpis"}
     assert dag.get_task("stage_batch").trigger_rule == "none_failed"
 
 
@@ -101,3 +103,21 @@ def test_unknown_backend_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> 
     bag = dag_bag(str(PROJECT_DIR / "dags"))
     (error,) = bag.import_errors.values()
     assert "[music_kpis] backend must be one of" in error
+
+
+def test_kpi_exports_use_the_provider_unload_on_redshift_and_its_stand_in_locally(monkeypatch) -> None:
+    """One export_kpis job a KPI table, with the same select query shape and key prefix on both backends."""
+    from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
+
+    from include.music_kpis.exports import UNLOAD_OPTIONS
+    from include.music_kpis.operators import PostgresToS3CsvOperator
+
+    for backend, operator in (("redshift", RedshiftToS3Operator), ("postgres", PostgresToS3CsvOperator)):
+        task = load_dag(monkeypatch, backend).get_task("export_kpis")
+        assert task.operator_class is operator
+        jobs = task.expand_input.value
+        assert [job["s3_key"] for job in jobs] == ["exports/genre_kpis_", "exports/hourly_kpis_"]
+    assert task.partial_kwargs.get("unload_options") is None
+    redshift = load_dag(monkeypatch, "redshift").get_task("export_kpis")
+    assert redshift.partial_kwargs["unload_options"] == UNLOAD_OPTIONS
+    assert redshift.partial_kwargs["table_as_file_name"] is False

@@ -151,3 +151,35 @@ def test_make_demo_outputs(stack, sample_raw: Path, tmp_path: Path, monkeypatch:
     expected = expected_tables(sample_raw)
     assert_kpis_equal(read_kpi_csv(out / "genre_kpis.csv"), expected.genre_kpis)
     assert_kpis_equal(read_kpi_csv(out / "hourly_kpis.csv"), expected.hourly_kpis)
+
+
+def test_report_quarantine_and_exports_of_a_run(stack, sample_raw: Path, tmp_path: Path) -> None:
+    """OUT/report.html and OUT/quarantine/ (write_outputs, shared by make demo and make run), and the
+    production outputs of the same run: exports/ (export_kpis) and reports/ (publish_report)."""
+    streams = sample_raw / "streams" / "streams1.csv"
+    rows = streams.read_text(encoding="utf-8").splitlines()
+    streams.write_text("\n".join([*rows, "not-a-user,t1,2024-03-02T08:00:00Z"]) + "\n", encoding="utf-8")
+    stack.upload(sample_raw)
+    run = stack.run_dag()
+    assert run.state == "success" and run.summary["quarantined_rows"]["streams"] == 1
+    out = tmp_path / "out"
+    out.mkdir()
+    code = demo.write_outputs(stack.warehouse, run.run_id, run.state, out, "", stack.endpoint, stack.processed_bucket)
+    assert code == 0
+    assert json.loads((out / "run_summary.json").read_text()) == run.summary  # unchanged by the report
+    quarantined = (out / "quarantine" / "streams" / "streams1.csv").read_text(encoding="utf-8").splitlines()
+    assert quarantined[0] == "row,reason,record"
+    assert quarantined[1].startswith(f"{len(rows)},user_id: ")  # the data row number: header is row 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count('class="chart"') == 8 and "quarantine-reasons-data" in page
+    # exports/: the same bytes as OUT's files (one query, one writer), at the keys UNLOAD would write.
+    exports = {key: stack.processed_object(key) for key in stack.processed_keys("exports/")}
+    assert exports == {
+        "exports/genre_kpis_000.csv": (out / "genre_kpis.csv").read_text(encoding="utf-8"),
+        "exports/hourly_kpis_000.csv": (out / "hourly_kpis.csv").read_text(encoding="utf-8"),
+    }
+    reports = stack.processed_keys("reports/")
+    assert reports == sorted(
+        ["reports/latest.html", f"reports/runs/{run.run_id.replace(':', '_').replace('+', '_')}.html"]
+    )
+    assert 'data-chart="genre-trends-data"' in stack.processed_object("reports/latest.html")

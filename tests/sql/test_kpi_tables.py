@@ -37,8 +37,10 @@ def test_refresh_inserts_each_table_with_its_yaml_columns() -> None:
 
 
 def test_export_is_sorted_by_key_in_byte_order() -> None:
-    assert kpi_table("genre_kpis").export_query().endswith('ORDER BY listen_date, track_genre COLLATE "C"')
-    assert kpi_table("hourly_kpis").export_query().endswith("ORDER BY listen_date, listen_hour")
+    genre, hourly = kpi_table("genre_kpis"), kpi_table("hourly_kpis")
+    assert genre.export_query().endswith('ORDER BY genre_kpis.listen_date, genre_kpis.track_genre COLLATE "C"')
+    assert genre.export_query("redshift").endswith("ORDER BY genre_kpis.listen_date, genre_kpis.track_genre")
+    assert hourly.export_query().endswith("ORDER BY hourly_kpis.listen_date, hourly_kpis.listen_hour")
 
 
 def rows(conn, query: str) -> list[tuple]:

@@ -19,12 +19,16 @@ import psycopg2
 import pytest
 import sqlglot
 from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 from sqlfluff.core import FluffConfig, Linter
 from sqlglot import exp
 
 from include.music_kpis.airflow_compat import AirflowFailException
-from include.music_kpis.files import transformed_prefix
+from include.music_kpis.exports import export_jobs, export_key
+from include.music_kpis.files import batch_id_for, transformed_prefix
+from include.music_kpis.kpi_report import report_query
+from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.migrations import migrate
 from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
 from include.music_kpis.settings import REDSHIFT_COPY_CONN_ID
@@ -35,6 +39,8 @@ from tests.helpers.dag import load_dag, rendered_steps, sql_task_statements
 METADATA_SOURCES = ("s3_csv", "rds_postgres")
 # SQL files the Python tasks run on the warehouse (find_new_files, extract_metadata).
 WAREHOUSE_LOOKUPS = ("select_ledger.sql", "select_rejected_files.sql")
+# The queries of publish_report (include/sql/kpi_report/).
+REPORT_QUERIES = ("genre_days", "hours", "top_artist_by_hour", "top_track_by_genre", "run_files")
 RESERVED_WORDS = frozenset(
     word
     for line in (Path(__file__).parent / "redshift_reserved_words.txt").read_text().splitlines()
@@ -53,6 +59,10 @@ def redshift_renderings() -> dict[str, list[str]]:
                 renderings[f"{source}/{task_id}"] = statements
     for name in WAREHOUSE_LOOKUPS:
         renderings[name] = [(SQL_DIR / name).read_text()]
+    for name in REPORT_QUERIES:
+        renderings[f"kpi_report/{name}.sql"] = [report_query(name, "redshift", batch_id=batch_id_for("manual__x"))]
+    for kpi in kpi_tables():  # what export_kpis UNLOADs
+        renderings[f"export/{kpi.name}"] = [kpi.export_query("redshift")]
     return renderings
 
 
@@ -231,6 +241,61 @@ def test_region_extra_fails_before_any_copy(monkeypatch: pytest.MonkeyPatch) -> 
     stage_batch = dag.get_task("stage_batch").python_callable
     with pytest.raises(AirflowFailException, match=rf"{REDSHIFT_COPY_CONN_ID}.*'region'.*REGION"):
         stage_batch(outcomes=[], skipped=[], run_id="manual__2026-11-24")
+
+
+# --- 4b. UNLOAD of the KPI exports ("UNLOAD", "Unloading data to Amazon S3") -------------------
+
+# The UNLOAD parameters export_kpis may send: CSV with a header, one file serially, replacing the
+# previous run's, with a .csv extension. FIXEDWIDTH, DELIMITER, ADDQUOTES and ESCAPE do not go with
+# CSV, and PARTITION BY or MANIFEST would change the object keys exports.py promises.
+UNLOAD_PARAMETERS = {"CSV", "HEADER", "PARALLEL OFF", "ALLOWOVERWRITE", "EXTENSION"}
+
+
+def captured_unload(monkeypatch: pytest.MonkeyPatch, job: dict) -> str:
+    """The UNLOAD the DAG's mapped export_kpis sends for one KPI table, captured at the hook."""
+    connection = json.dumps(COPY_CONNECTIONS["role_arn extra"])
+    monkeypatch.setenv(f"AIRFLOW_CONN_{REDSHIFT_COPY_CONN_ID.upper()}", connection)
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET", "music-processed")
+    captured: list = []
+    monkeypatch.setattr(RedshiftSQLHook, "run", lambda self, sql, autocommit=False, **kw: captured.append(sql))
+    mapped = load_dag(monkeypatch, "redshift").get_task("export_kpis")
+    operator = RedshiftToS3Operator(task_id="export_one", **{**mapped.partial_kwargs, **job})
+    operator.render_template_fields({"var": {"value": _Variables()}})
+    operator.execute(context={})
+    (statement,) = captured
+    return statement
+
+
+def unload_parts(statement: str) -> tuple[str, str, list[str]]:
+    """(query, target, parameters) of an UNLOAD statement; a quoted value is dropped from its parameter."""
+    normalized = " ".join(statement.split()).rstrip(";").strip()
+    match = re.fullmatch(r"UNLOAD \(\$\$(.*)\$\$\) TO '([^']*)' credentials '[^']*' (.*)", normalized, re.I)
+    assert match, normalized
+    query, target, options = match.groups()
+    options = re.sub(r"\s*'[^']*'", "", options)
+    return query, target, re.findall(r"PARALLEL OFF|PARALLEL ON|[A-Z]+", options.upper())
+
+
+@pytest.mark.parametrize("table", [kpi.name for kpi in kpi_tables()])
+def test_unload_of_each_kpi_export(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+    (job,) = [j for j in export_jobs("redshift") if j["s3_key"].endswith(f"/{table}_")]
+    query, target, parameters = unload_parts(captured_unload(monkeypatch, job))
+    # The provider un-doubles quotes in the query: it must reach Redshift as written.
+    assert " ".join(query.split()) == " ".join(job["select_query"].split())
+    assert unparsable_sections(query) == [] and unquoted_reserved_identifiers(query) == set()
+    assert not re.search(r"\bLIMIT\b", query, re.I)  # "UNLOAD": no LIMIT in the outer SELECT
+    assert set(parameters) <= UNLOAD_PARAMETERS and {"CSV", "HEADER", "PARALLEL OFF"} <= set(parameters)
+    # PARALLEL OFF + EXTENSION 'csv': one object, <prefix>000.csv ("Unloading data to Amazon S3").
+    assert target == f"s3://music-processed/{job['s3_key']}"
+    assert target + "000.csv" == f"s3://music-processed/{export_key(table)}"
+
+
+def test_unload_check_finds_a_quote_the_provider_would_mangle() -> None:
+    """The fault it guards: RedshiftToS3Operator sends a doubled quote ('') of the query undoubled."""
+    query = "SELECT CASE WHEN x = ''a'' THEN 1 END FROM t"
+    operator = RedshiftToS3Operator(task_id="t", s3_bucket="b", s3_key="k", select_query=query)
+    sent, _, _ = unload_parts(operator._build_unload_query("c", query, "k", "CSV"))
+    assert " ".join(sent.split()) != query
 
 
 # --- 5. No two concurrent transactions on one table ("Isolation levels in Amazon Redshift") --------
