@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import chain, dag, task
@@ -38,7 +37,7 @@ from airflow.sdk import chain, dag, task
 from include.music_kpis import settings, tasks
 from include.music_kpis.airflow_compat import AirflowFailException
 from include.music_kpis.exports import UNLOAD_OPTIONS, export_jobs
-from include.music_kpis.operators import PostgresToS3CsvOperator, S3ParquetToPostgresOperator
+from include.music_kpis.operators import KpiUnloadOperator, PostgresToS3CsvOperator, S3ParquetToPostgresOperator
 from include.music_kpis.redshift_copy import COPY_OPTIONS
 from include.music_kpis.warehouse import SQL_DIR, dimension_params, sql_macros
 
@@ -125,10 +124,11 @@ def music_streaming_kpis() -> None:
     refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql")
 
     if BACKEND == "redshift":
-        export_kpis = RedshiftToS3Operator.partial(
+        export_kpis = KpiUnloadOperator.partial(
             task_id="export_kpis",
             redshift_conn_id=settings.WAREHOUSE_CONN_ID,
             aws_conn_id=settings.REDSHIFT_COPY_CONN_ID,  # its role_arn: the role UNLOAD assumes
+            s3_conn_id=settings.AWS_CONN_ID,
             s3_bucket=settings.PROCESSED_BUCKET.template,
             unload_options=UNLOAD_OPTIONS,
             table_as_file_name=False,

@@ -1,11 +1,13 @@
 """The KPI CSVs: ``genre_kpis.csv`` and ``hourly_kpis.csv``, locally in OUT and in production in the
 processed bucket under ``exports/``, with the same columns, order and spreadsheet-safe text.
 
-The rows come from :meth:`KpiTable.export_query` on both backends. On Redshift
-the DAG's ``export_kpis`` task is the provider's RedshiftToS3Operator (UNLOAD);
-on PostgreSQL the same task is ``PostgresToS3CsvOperator`` (operators.py),
-which writes the object UNLOAD would write, with :func:`write_kpi_csv`, the
-writer of ``make demo``'s OUT files.
+The rows come from :meth:`KpiTable.export_query` on both backends, and each run
+leaves them at a stable key, ``exports/<table>.csv``, for BI tools to read. On
+Redshift the DAG's ``export_kpis`` task is ``KpiUnloadOperator`` (operators.py):
+the provider's RedshiftToS3Operator (UNLOAD), whose one file is then moved to
+that key, since UNLOAD always appends a part number to the name it is given. On
+PostgreSQL the same task is ``PostgresToS3CsvOperator``, which writes the key
+with :func:`write_kpi_csv`, the writer of ``make demo``'s OUT files.
 """
 
 from __future__ import annotations
@@ -26,19 +28,28 @@ UNLOAD_OPTIONS = ["CSV", "HEADER", "PARALLEL OFF", "ALLOWOVERWRITE", "EXTENSION 
 UNLOADED_SUFFIX = "000.csv"
 
 
-def export_prefix(table: str) -> str:
-    """The S3 key prefix handed to UNLOAD for a KPI table."""
-    return f"{EXPORTS_PREFIX}{table}_"
-
-
 def export_key(table: str) -> str:
-    """The object a run leaves for a KPI table: exports/genre_kpis_000.csv, exports/hourly_kpis_000.csv."""
-    return export_prefix(table) + UNLOADED_SUFFIX
+    """The object a run leaves for a KPI table: exports/genre_kpis.csv, exports/hourly_kpis.csv."""
+    return f"{EXPORTS_PREFIX}{table}.csv"
+
+
+def unload_prefix(table: str) -> str:
+    """The S3 key prefix handed to UNLOAD, which writes <prefix>000.csv there."""
+    return f"{EXPORTS_PREFIX}unload/{table}_"
 
 
 def export_jobs(backend: str) -> list[dict[str, str]]:
     """One job a KPI table, as mapped kwargs of the export_kpis task on either backend."""
-    return [{"select_query": kpi.export_query(backend), "s3_key": export_prefix(kpi.name)} for kpi in kpi_tables()]
+    if backend == "redshift":
+        return [
+            {
+                "select_query": kpi.export_query(backend),
+                "s3_key": unload_prefix(kpi.name),
+                "export_key": export_key(kpi.name),
+            }
+            for kpi in kpi_tables()
+        ]
+    return [{"select_query": kpi.export_query(backend), "s3_key": export_key(kpi.name)} for kpi in kpi_tables()]
 
 
 def csv_value(value: Any) -> Any:

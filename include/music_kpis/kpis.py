@@ -66,7 +66,13 @@ class KpiTable:
         """Every row, sorted by key, text in byte order (Redshift's own; COLLATE "C" on PostgreSQL),
         text cells spreadsheet-safe (spreadsheet.py): the query of the KPI CSVs on both backends."""
         by_type = {c.name: c.type for c in self.columns}
-        columns = ", ".join(safe_cell_sql(c) if by_type[c] == "text" else c for c in self.column_names)
+        # Doubles to 6 decimals (contract section 6): Python rounds the rows it writes
+        # (exports.csv_value); UNLOAD writes what the query returns, so Redshift rounds.
+        rounded = "ROUND({0}, 6) AS {0}" if backend == "redshift" else "{0}"
+        columns = ", ".join(
+            safe_cell_sql(c) if by_type[c] == "text" else rounded.format(c) if by_type[c] == "double" else c
+            for c in self.column_names
+        )
         collate = "" if backend == "redshift" else ' COLLATE "C"'
         # Qualified: the sort is on the stored value, not on the output column of the same name.
         order = ", ".join(f"{self.name}.{k}{collate if by_type[k] == 'text' else ''}" for k in self.key)

@@ -6,9 +6,9 @@ Redshift ``COPY ... FORMAT AS PARQUET`` with ``APPEND``: every Parquet object
 under the prefix is appended, columns matched by position, all objects in one
 transaction.
 
-PostgresToS3CsvOperator stands for RedshiftToS3Operator with the UNLOAD options
-of exports.py: the rows of ``select_query`` as one CSV with a header, written
-to the key UNLOAD would write (the prefix and ``000.csv``).
+KpiUnloadOperator is RedshiftToS3Operator with the UNLOAD options of
+exports.py, leaving its one CSV at a stable key; PostgresToS3CsvOperator stands
+for it: the rows of ``select_query`` as one CSV with a header, at that key.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseOperator
 
@@ -80,6 +81,31 @@ class S3ParquetToPostgresOperator(BaseOperator):
         return rows
 
 
+class KpiUnloadOperator(RedshiftToS3Operator):
+    """UNLOAD to ``s3_key`` (a prefix), then the one file it wrote moved to ``export_key``.
+
+    UNLOAD ... PARALLEL OFF names its file <prefix>000 plus the EXTENSION ("Unloading
+    data to Amazon S3"), so a stable key takes a move. ``aws_conn_id`` is the role
+    UNLOAD assumes; ``s3_conn_id`` the worker's own access that moves the file.
+    """
+
+    template_fields: Sequence[str] = (*RedshiftToS3Operator.template_fields, "export_key")
+
+    def __init__(self, *, export_key: str, s3_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.export_key = export_key
+        self.s3_conn_id = s3_conn_id
+
+    def execute(self, context: Any) -> str:
+        super().execute(context)
+        unloaded = self.s3_key + UNLOADED_SUFFIX
+        s3 = S3Hook(aws_conn_id=self.s3_conn_id)
+        s3.copy_object(unloaded, self.export_key, source_bucket_name=self.s3_bucket, dest_bucket_name=self.s3_bucket)
+        s3.delete_objects(self.s3_bucket, [unloaded])
+        self.log.info("Wrote s3://%s/%s", self.s3_bucket, self.export_key)
+        return self.export_key
+
+
 class PostgresToS3CsvOperator(BaseOperator):
     template_fields: Sequence[str] = ("s3_bucket", "s3_key", "select_query", "postgres_conn_id", "aws_conn_id")
     ui_color = "#ededed"
@@ -102,7 +128,7 @@ class PostgresToS3CsvOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Any) -> str:
-        key = self.s3_key + UNLOADED_SUFFIX
+        key = self.s3_key
         conn = PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()
         # Through a local file, uploaded from disk: memory stays flat whatever the number of rows.
         with tempfile.TemporaryDirectory() as tmp:

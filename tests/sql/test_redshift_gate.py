@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 import sqlglot
 from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 from sqlfluff.core import FluffConfig, Linter
@@ -30,6 +31,7 @@ from include.music_kpis.files import batch_id_for, transformed_prefix
 from include.music_kpis.kpi_report import report_query
 from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.migrations import migrate
+from include.music_kpis.operators import KpiUnloadOperator
 from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
 from include.music_kpis.settings import REDSHIFT_COPY_CONN_ID
 from include.music_kpis.tasks import staging_tables
@@ -251,19 +253,22 @@ def test_region_extra_fails_before_any_copy(monkeypatch: pytest.MonkeyPatch) -> 
 UNLOAD_PARAMETERS = {"CSV", "HEADER", "PARALLEL OFF", "ALLOWOVERWRITE", "EXTENSION"}
 
 
-def captured_unload(monkeypatch: pytest.MonkeyPatch, job: dict) -> str:
-    """The UNLOAD the DAG's mapped export_kpis sends for one KPI table, captured at the hook."""
+def captured_unload(monkeypatch: pytest.MonkeyPatch, job: dict) -> tuple[str, list[tuple[str, str]]]:
+    """The UNLOAD export_kpis sends for one KPI table, and the S3 moves after it, captured at the hooks."""
     connection = json.dumps(COPY_CONNECTIONS["role_arn extra"])
     monkeypatch.setenv(f"AIRFLOW_CONN_{REDSHIFT_COPY_CONN_ID.upper()}", connection)
     monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET", "music-processed")
     captured: list = []
     monkeypatch.setattr(RedshiftSQLHook, "run", lambda self, sql, autocommit=False, **kw: captured.append(sql))
+    moves: list = []
+    monkeypatch.setattr(S3Hook, "copy_object", lambda self, source, dest, **kw: moves.append((source, dest)))
+    monkeypatch.setattr(S3Hook, "delete_objects", lambda self, bucket, keys: moves.append((keys[0], None)))
     mapped = load_dag(monkeypatch, "redshift").get_task("export_kpis")
-    operator = RedshiftToS3Operator(task_id="export_one", **{**mapped.partial_kwargs, **job})
+    operator = KpiUnloadOperator(task_id="export_one", **{**mapped.partial_kwargs, **job})
     operator.render_template_fields({"var": {"value": _Variables()}})
     operator.execute(context={})
     (statement,) = captured
-    return statement
+    return statement, moves
 
 
 def unload_parts(statement: str) -> tuple[str, str, list[str]]:
@@ -278,16 +283,19 @@ def unload_parts(statement: str) -> tuple[str, str, list[str]]:
 
 @pytest.mark.parametrize("table", [kpi.name for kpi in kpi_tables()])
 def test_unload_of_each_kpi_export(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
-    (job,) = [j for j in export_jobs("redshift") if j["s3_key"].endswith(f"/{table}_")]
-    query, target, parameters = unload_parts(captured_unload(monkeypatch, job))
+    (job,) = [j for j in export_jobs("redshift") if j["export_key"] == export_key(table)]
+    statement, moves = captured_unload(monkeypatch, job)
+    query, target, parameters = unload_parts(statement)
     # The provider un-doubles quotes in the query: it must reach Redshift as written.
     assert " ".join(query.split()) == " ".join(job["select_query"].split())
     assert unparsable_sections(query) == [] and unquoted_reserved_identifiers(query) == set()
     assert not re.search(r"\bLIMIT\b", query, re.I)  # "UNLOAD": no LIMIT in the outer SELECT
     assert set(parameters) <= UNLOAD_PARAMETERS and {"CSV", "HEADER", "PARALLEL OFF"} <= set(parameters)
-    # PARALLEL OFF + EXTENSION 'csv': one object, <prefix>000.csv ("Unloading data to Amazon S3").
+    # PARALLEL OFF + EXTENSION 'csv': one object, <prefix>000.csv ("Unloading data to Amazon S3"),
+    # moved to the stable key exports/<table>.csv.
     assert target == f"s3://music-processed/{job['s3_key']}"
-    assert target + "000.csv" == f"s3://music-processed/{export_key(table)}"
+    unloaded = job["s3_key"] + "000.csv"
+    assert moves == [(unloaded, f"exports/{table}.csv"), (unloaded, None)]
 
 
 def test_unload_check_finds_a_quote_the_provider_would_mangle() -> None:
