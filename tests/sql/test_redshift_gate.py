@@ -9,11 +9,13 @@ Guide. docs/redshift.md lists them with the faults they guard against.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import logging
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg2
 import pytest
@@ -226,6 +228,65 @@ def test_region_extra_fails_before_any_copy(monkeypatch: pytest.MonkeyPatch) -> 
     stage_batch = dag.get_task("stage_batch").python_callable
     with pytest.raises(AirflowFailException, match=rf"{REDSHIFT_COPY_CONN_ID}.*'region'.*REGION"):
         stage_batch(outcomes=[], skipped=[], run_id="manual__2026-11-24")
+
+
+def failed_copy_with_diagnostics(
+    monkeypatch: pytest.MonkeyPatch, load_errors: object
+) -> tuple[S3ToRedshiftOperator, list[tuple[str, tuple]]]:
+    """A mapped copy_to_staging whose COPY fails at the hook, its on_failure_callback run as Airflow
+    runs it; the diagnostics query is captured at the hook, which answers with `load_errors`."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{REDSHIFT_COPY_CONN_ID.upper()}", json.dumps(COPY_CONNECTIONS["role_arn extra"]))
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET", "music-processed")
+    queries: list[tuple[str, tuple]] = []
+
+    def failing_copy(self, sql, autocommit=False, **kwargs):
+        raise psycopg2.errors.InternalError_("Load into table 'stg_streams' failed. Check 'sys_load_error_detail'.")
+
+    def records(self, sql, parameters=None, **kwargs):
+        queries.append((sql, parameters))
+        if isinstance(load_errors, Exception):
+            raise load_errors
+        return load_errors
+
+    monkeypatch.setattr(RedshiftSQLHook, "run", failing_copy)
+    monkeypatch.setattr(RedshiftSQLHook, "get_records", records)
+    mapped = load_dag(monkeypatch, "redshift").get_task("copy_to_staging")
+    job = {"table": "stg_streams", "s3_key": transformed_prefix("streams", "0123456789abcdef0123456789abcdef")}
+    operator = S3ToRedshiftOperator(task_id="copy_to_staging", **{**mapped.partial_kwargs, **job})
+    operator.render_template_fields({"var": {"value": _Variables()}})
+    with pytest.raises(psycopg2.errors.InternalError_):
+        operator.execute(context={})
+    ti = SimpleNamespace(task_id="copy_to_staging", start_date=COPY_STARTED)
+    callbacks = operator.on_failure_callback
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        callback({"task": operator, "ti": ti})
+    return operator, queries
+
+
+COPY_STARTED = datetime.datetime(2026, 11, 24, 10, 30, tzinfo=datetime.UTC)
+
+
+def test_failed_copy_logs_file_line_column_and_reason(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """SYS_LOAD_ERROR_DETAIL ("SYS_LOAD_ERROR_DETAIL", Amazon Redshift Database Developer Guide):
+    file_name, line_number, column_name, error_code, error_message; it covers Redshift Serverless."""
+    part = "s3://music-processed/transformed/streams/0123456789abcdef0123456789abcdef/part-00000.parquet"
+    row = (part, 7, "listen_time", 1206, "Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS]")
+    operator, queries = failed_copy_with_diagnostics(monkeypatch, [row])
+    ((sql, parameters),) = queries
+    assert sql == (SQL_DIR / "select_load_errors.sql").read_text()  # the file the gate checks
+    assert parameters == (
+        "s3://music-processed/transformed/streams/0123456789abcdef0123456789abcdef/%",
+        COPY_STARTED.replace(tzinfo=None),
+    )
+    assert (
+        f"COPY of s3://music-processed/{operator.s3_key} failed: file {part}, line 7, column listen_time: "
+        "Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS] (error code 1206)"
+    ) in caplog.text
+
+
+def test_failed_diagnostics_do_not_hide_the_copy_error(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    failed_copy_with_diagnostics(monkeypatch, psycopg2.OperationalError("connection lost"))
+    assert "SYS_LOAD_ERROR_DETAIL could not be read: connection lost" in caplog.text
 
 
 # --- 5. No two concurrent transactions on one table ("Isolation levels in Amazon Redshift") --------
