@@ -8,6 +8,7 @@ provider's SnsNotifier as the DAG's on_failure_callback: Airflow calls it once p
 
 from __future__ import annotations
 
+import jinja2
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 
@@ -27,11 +28,24 @@ failed COPY names the file, line, column and reason, and a rejected file is name
 """
 
 
+class FailureAlertNotifier(SnsNotifier):
+    """The provider's SnsNotifier, its templates rendered without the DAG's Jinja environment.
+
+    The message needs none of the DAG's macros, and the callback context of dag.test() on
+    Airflow >= 3.1 holds a SerializedDAG, which has no environment to give (apache/airflow#64649).
+    """
+
+    def get_template_env(self, dag: object = None) -> jinja2.Environment:
+        return super().get_template_env(dag=None)
+
+
 def failure_alert(topic_arn: str) -> SnsNotifier | None:
     """The DAG's on_failure_callback, or None when no topic is set (nothing is sent)."""
     if not topic_arn:
         return None
-    return SnsNotifier(aws_conn_id=AWS_CONN_ID, target_arn=topic_arn, subject=FAILURE_SUBJECT, message=FAILURE_MESSAGE)
+    return FailureAlertNotifier(
+        aws_conn_id=AWS_CONN_ID, target_arn=topic_arn, subject=FAILURE_SUBJECT, message=FAILURE_MESSAGE
+    )
 
 
 def publish_rejected_files(topic_arn: str, dag_id: str, report: str) -> None:
