@@ -59,6 +59,12 @@ ROW_RULES: dict[str, dict[str, str]] = {
     },
 }
 FACT_TABLE = "streams"
+PLAYS_COLUMN = "total_plays"  # a KPI table with it is reconciled with the fact table
+
+
+def reconciled_tables() -> list[str]:
+    """The KPI tables that count plays: per date, their plays add up to the fact table's rows."""
+    return [kpi.name for kpi in kpi_tables() if PLAYS_COLUMN in kpi.column_names]
 
 
 def recomputed_dates(rows: list[list[Any]] | None) -> list[str]:
@@ -87,20 +93,20 @@ def plays_per_date() -> str:
 
     One UNION ALL grouped by date, so the checks' WHERE on listen_date reaches every table's scan.
     """
-    kpis = [kpi.name for kpi in kpi_tables()]
+    kpis = reconciled_tables()
     columns = {"stream_rows": FACT_TABLE, **{f"{kpi}_plays": kpi for kpi in kpis}}  # column -> its table
 
     def branch(source: str, value: str) -> str:
         picks = ", ".join(f"{value if table == source else 0} AS {column}" for column, table in columns.items())
         return f"SELECT listen_date, {picks} FROM {source}"
 
-    branches = " UNION ALL ".join([branch(FACT_TABLE, "1"), *(branch(kpi, "total_plays") for kpi in kpis)])
+    branches = " UNION ALL ".join([branch(FACT_TABLE, "1"), *(branch(kpi, PLAYS_COLUMN) for kpi in kpis)])
     sums = ", ".join(f"SUM({column}) AS {column}" for column in columns)
     return f"(SELECT listen_date, {sums} FROM ({branches}) AS plays GROUP BY listen_date) AS plays_per_date"
 
 
 def reconciliation_checks() -> dict[str, dict[str, str]]:
-    rule = " AND ".join(f"{kpi.name}_plays = stream_rows" for kpi in kpi_tables())
+    rule = " AND ".join(f"{kpi}_plays = stream_rows" for kpi in reconciled_tables())
     return {"plays_match_streams": {"check_statement": rule}}
 
 
