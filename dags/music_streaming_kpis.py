@@ -20,8 +20,8 @@ the warehouse (Amazon Redshift; PostgreSQL locally). One run:
    (their Assets: a DAG scheduled on them, like `music_kpis_report`, runs next).
 9. `recomputed_dates`, then the `check_*` tasks: common-sql's column and table checks
    on the KPI rows of those dates (skipped when none was recomputed).
-10. `report_rejected_files`: fails the run, naming each rejected file and why,
-   after every good file is loaded.
+10. `report_rejected_files` (beside the checks): fails the run, naming each
+    rejected file and why, after every good file is loaded.
 
 A failed run is announced on SNS when `[music_kpis] alerts_topic_arn` is set, and
 every task has the execution timeout `[music_kpis] task_timeout_minutes`.

@@ -8,11 +8,15 @@ provider's SnsNotifier as the DAG's on_failure_callback: Airflow calls it once p
 
 from __future__ import annotations
 
+import logging
+
 import jinja2
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 
 from include.music_kpis.settings import AWS_CONN_ID
+
+log = logging.getLogger(__name__)
 
 # SNS subjects: ASCII, at most 100 characters, no line breaks.
 FAILURE_SUBJECT = "Airflow: a run of {{ dag.dag_id }} failed"
@@ -49,8 +53,14 @@ def failure_alert(topic_arn: str) -> SnsNotifier | None:
 
 
 def publish_rejected_files(topic_arn: str, dag_id: str, report: str) -> None:
-    """The rejected-files report, to the alerts topic when one is set."""
+    """The rejected-files report, to the alerts topic when one is set.
+
+    A report that cannot be published is logged, not raised: the task still fails with the report.
+    """
     if not topic_arn:
         return
     subject = f"Airflow: {dag_id} rejected raw files"
-    SnsHook(aws_conn_id=AWS_CONN_ID).publish_to_target(target_arn=topic_arn, message=report, subject=subject)
+    try:
+        SnsHook(aws_conn_id=AWS_CONN_ID).publish_to_target(target_arn=topic_arn, message=report, subject=subject)
+    except Exception as error:  # any publishing error: the report itself is raised next
+        log.error("The rejected-files report could not be published to %s: %s", topic_arn, error)
