@@ -20,15 +20,17 @@ log = logging.getLogger(__name__)
 
 # SNS subjects: ASCII, at most 100 characters, no line breaks.
 FAILURE_SUBJECT = "Airflow: a run of {{ dag.dag_id }} failed"
-# Rendered by the notifier with the callback's context; `ti` is the run's last failed task.
+# Rendered by the notifier with the callback's context. Its `ti` is the task instance Airflow picks
+# for the callback: a failed one from Airflow 3.1, the run's last one on 3.0, so it is named plainly.
 FAILURE_MESSAGE = """\
 The run {{ run_id }} of DAG {{ dag.dag_id }} failed ({{ reason }}).
 {%- if ti is defined %}
-Failed task: {{ ti.task_id }}
+Task: {{ ti.task_id }}
 {%- if ti.map_index is not none and ti.map_index >= 0 %} (map index {{ ti.map_index }}){% endif %}.
 {%- endif %}
-The failed task's log says why: a quality check names the check and the dates it checked, a
-failed COPY names the file, line, column and reason, and a rejected file is named with its reason.
+The run's failed tasks are in the Airflow UI, and each one's log says why: a quality check names
+the check and the dates it checked, a failed COPY names the file, line, column and reason, and a
+rejected file is named with its reason.
 """
 
 

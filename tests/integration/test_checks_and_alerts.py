@@ -154,7 +154,7 @@ def test_failed_run_alerts_and_reports_rejected_files_on_sns(stack, sample_raw: 
     assert "streams/bad.csv: missing required column(s): listen_time" in report
     alert = by_subject["Airflow: a run of music_streaming_kpis failed"]
     assert f"The run {run.run_id} of DAG music_streaming_kpis failed" in alert
-    assert "Failed task: " in alert
+    assert "\nTask: " in alert and "each one's log says why" in alert
 
 
 def test_successful_run_sends_nothing(stack, sample_raw: Path, alerts_queue) -> None:
