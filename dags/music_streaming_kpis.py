@@ -16,11 +16,18 @@ the warehouse (Amazon Redshift; PostgreSQL locally). One run:
 7. `upsert_users`, then `upsert_songs` (MERGE), `load_streams` (deduplicated
    append, unknown users and tracks parked), `record_batch` (ledger): one
    transaction each, one after another.
-8. `refresh_kpis`: `genre_kpis` and `hourly_kpis` for the dates this run touched.
-9. `export_kpis` (mapped, one per KPI table): the KPI CSVs to the processed bucket's
-   `exports/` (Redshift UNLOAD); `publish_report`: the KPI report to its `reports/`.
-10. `report_rejected_files`: fails the run, naming each rejected file and why,
-   after every good file is loaded (and exported and reported).
+8. `refresh_kpis`: `genre_kpis` and `hourly_kpis` for the dates this run touched
+   (their Assets: a DAG scheduled on them, like `music_kpis_report`, runs next).
+9. `recomputed_dates`, then the `check_*` tasks: common-sql's column and table checks
+   on the KPI rows of those dates (skipped when none was recomputed).
+10. `export_kpis` (mapped, one per KPI table, beside the checks): the KPI CSVs to the
+    processed bucket's `exports/` (Redshift UNLOAD); `publish_report`: the KPI report
+    to its `reports/`.
+11. `report_rejected_files`: fails the run, naming each rejected file and why, after
+    every good file is loaded (and exported and reported).
+
+A failed run is announced on SNS when `[music_kpis] alerts_topic_arn` is set, and
+every task has the execution timeout `[music_kpis] task_timeout_minutes`.
 
 Settings: include/music_kpis/settings.py and README "Configuration".
 """
@@ -34,15 +41,18 @@ from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOp
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import chain, dag, task
 
-from include.music_kpis import settings, tasks
+from include.music_kpis import quality_checks, settings, tasks
 from include.music_kpis.airflow_compat import AirflowFailException
+from include.music_kpis.alerts import failure_alert, publish_rejected_files
+from include.music_kpis.assets import KPI_ASSETS
 from include.music_kpis.exports import UNLOAD_OPTIONS, export_jobs
 from include.music_kpis.operators import KpiUnloadOperator, PostgresToS3CsvOperator, S3ParquetToPostgresOperator
-from include.music_kpis.redshift_copy import COPY_OPTIONS
+from include.music_kpis.redshift_copy import COPY_OPTIONS, log_load_errors
 from include.music_kpis.warehouse import SQL_DIR, dimension_params, sql_macros
 
 BACKEND = settings.BACKEND.read()
 METADATA_SOURCE = settings.METADATA_SOURCE.read()
+ALERTS_TOPIC_ARN = settings.ALERTS_TOPIC_ARN.read()
 
 
 def sql_step(task_id: str, sql: str, **kwargs: Any) -> SQLExecuteQueryOperator:
@@ -52,8 +62,7 @@ def sql_step(task_id: str, sql: str, **kwargs: Any) -> SQLExecuteQueryOperator:
         conn_id=settings.WAREHOUSE_CONN_ID,
         sql=sql,
         split_statements=True,
-        do_xcom_push=False,
-        **kwargs,
+        **{"do_xcom_push": False, **kwargs},
     )
 
 
@@ -63,8 +72,8 @@ def sql_step(task_id: str, sql: str, **kwargs: Any) -> SQLExecuteQueryOperator:
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    # Retry delay: Airflow's [core] default_task_retry_delay (300 s unless configured).
-    default_args={"owner": "data-engineering", "retries": 2},
+    default_args=settings.default_task_args(),
+    on_failure_callback=failure_alert(ALERTS_TOPIC_ARN),
     tags=["music", "kpis", "s3", BACKEND, METADATA_SOURCE],
     template_searchpath=[str(SQL_DIR)],
     user_defined_macros=sql_macros(BACKEND),
@@ -108,6 +117,7 @@ def music_streaming_kpis() -> None:
             s3_bucket=settings.PROCESSED_BUCKET.template,
             copy_options=COPY_OPTIONS,
             method="APPEND",
+            on_failure_callback=log_load_errors,
         )
     else:
         copy_to_staging = S3ParquetToPostgresOperator.partial(
@@ -121,7 +131,15 @@ def music_streaming_kpis() -> None:
     upsert_songs = sql_step("upsert_songs", "upsert_dimension.sql", params=dimension_params("songs"))
     load_streams = sql_step("load_streams", "load_streams.sql")
     record_batch = sql_step("record_batch", "record_batch.sql")
-    refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql")
+    # Returns the dates it recomputed (the last statement of refresh_kpis.sql).
+    refresh_kpis = sql_step("refresh_kpis", "refresh_kpis.sql", do_xcom_push=True, outlets=list(KPI_ASSETS))
+
+    @task.short_circuit(task_id=quality_checks.RECOMPUTED_DATES_TASK_ID)
+    def recomputed_dates(rows: list[list[Any]] | None) -> list[str]:
+        # None recomputed: nothing to check, the checks are skipped.
+        return quality_checks.recomputed_dates(rows)
+
+    checks = quality_checks.quality_checks(settings.WAREHOUSE_CONN_ID)
 
     if BACKEND == "redshift":
         export_kpis = KpiUnloadOperator.partial(
@@ -146,9 +164,10 @@ def music_streaming_kpis() -> None:
         return tasks.publish_report(run_id, BACKEND)
 
     @task
-    def report_rejected_files(outcomes: list[dict[str, Any]]) -> None:
+    def report_rejected_files(outcomes: list[dict[str, Any]], dag_run: Any = None) -> None:
         report = tasks.rejection_report(outcomes)
         if report:
+            publish_rejected_files(ALERTS_TOPIC_ARN, dag_run.dag_id, report)
             raise AirflowFailException(report)
 
     # What flows between them.
@@ -162,6 +181,9 @@ def music_streaming_kpis() -> None:
     # The order, once. The warehouse steps run one at a time: upsert_users and
     # upsert_songs both read and write the ledger, which Redshift's SERIALIZABLE
     # isolation aborts when two such transactions overlap (docs/redshift.md).
+    # The checks only read, so they run side by side, and the rejected-files
+    # report (no warehouse) does not wait for them.
+    chain(refresh_kpis, recomputed_dates(refresh_kpis.output), checks)
     chain(
         create_tables(),
         *extracted,

@@ -92,8 +92,24 @@ def run_dag() -> tuple[str, str]:
     dagbag = dag_bag(str(PROJECT_DIR / "dags"))
     if dagbag.import_errors:
         raise RuntimeError(f"DAG import errors: {dagbag.import_errors}")
+    register_dags(dagbag)
     run = dagbag.get_dag(DAG_ID).test()
     return run.run_id, str(getattr(run.state, "value", run.state))
+
+
+def register_dags(dagbag: Any) -> None:
+    """Record the DAGs and their Assets in Airflow's database before a dag.test() on Airflow 3.0.
+
+    Airflow 3.0's dag.test() does not, so refresh_kpis, whose outlets are the KPI Assets, would
+    fail as updating inactive Assets (apache/airflow#51644); from 3.1 dag.test() records them
+    itself, and a scheduler's DAG processor always does.
+    """
+    if not hasattr(dagbag, "sync_to_db"):  # Airflow >= 3.1
+        return
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
+    dagbag.sync_to_db(bundle_name="dags-folder", bundle_version=None)
 
 
 # How long the DAG's process has to stop after Ctrl-C or SIGTERM before it is killed.

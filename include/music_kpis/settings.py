@@ -2,8 +2,8 @@
 
 Two kinds of setting, read at two moments:
 
-- Deployment choices, fixed for an environment: the warehouse backend and where
-  users and songs come from. They shape the DAG, so they are read when the DAG
+- Deployment choices, fixed for an environment: the warehouse backend, where
+  users and songs come from, the alerts topic and the task timeout. They shape the DAG, so they are read when the DAG
   file is parsed, from Airflow's configuration (section ``[music_kpis]``; the
   environment variables ``AIRFLOW__MUSIC_KPIS__BACKEND`` and
   ``AIRFLOW__MUSIC_KPIS__METADATA_SOURCE``; on Amazon MWAA the configuration
@@ -19,6 +19,8 @@ Connections hold where things are and how to reach them (README "Configuration")
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 # Airflow connections.
 WAREHOUSE_CONN_ID = "music_kpis_warehouse"  # Redshift (PostgreSQL locally): every SQL step and the ledger
@@ -30,22 +32,31 @@ CONFIG_SECTION = "music_kpis"
 
 
 @dataclass(frozen=True)
-class DeploymentChoice:
-    """An Airflow configuration option of section [music_kpis] that shapes the DAG."""
+class DeploymentSetting:
+    """An Airflow configuration option of section [music_kpis], read when the DAG file is parsed."""
 
     option: str
     default: str
-    allowed: tuple[str, ...]
 
     @property
     def environment_variable(self) -> str:
         return f"AIRFLOW__{CONFIG_SECTION.upper()}__{self.option.upper()}"
 
     def read(self) -> str:
-        """The configured value, checked against the allowed ones."""
         from airflow.configuration import conf
 
-        value = conf.get(CONFIG_SECTION, self.option, fallback=self.default)
+        return conf.get(CONFIG_SECTION, self.option, fallback=self.default)
+
+
+@dataclass(frozen=True)
+class DeploymentChoice(DeploymentSetting):
+    """A DeploymentSetting with a fixed set of allowed values."""
+
+    allowed: tuple[str, ...] = ()
+
+    def read(self) -> str:
+        """The configured value, checked against the allowed ones."""
+        value = super().read()
         if value not in self.allowed:
             raise ValueError(f"[{CONFIG_SECTION}] {self.option} must be one of {self.allowed}, not {value!r}")
         return value
@@ -53,6 +64,19 @@ class DeploymentChoice:
 
 BACKEND = DeploymentChoice("backend", "redshift", ("redshift", "postgres"))
 METADATA_SOURCE = DeploymentChoice("metadata_source", "s3_csv", ("s3_csv", "rds_postgres"))
+# The SNS topic that failure alerts and the rejected-files report go to; empty: nothing is sent.
+ALERTS_TOPIC_ARN = DeploymentSetting("alerts_topic_arn", "")
+# Every task's execution_timeout: a hung statement or read gives its worker slot back after this.
+TASK_TIMEOUT_MINUTES = DeploymentSetting("task_timeout_minutes", "120")
+
+
+def default_task_args() -> dict[str, Any]:
+    """Every task's owner, retries and timeout (the DAGs' default_args).
+
+    Retry delay: Airflow's [core] default_task_retry_delay (300 s unless configured).
+    """
+    timeout = timedelta(minutes=float(TASK_TIMEOUT_MINUTES.read()))
+    return {"owner": "data-engineering", "retries": 2, "execution_timeout": timeout}
 
 
 @dataclass(frozen=True)

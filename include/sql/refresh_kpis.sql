@@ -1,7 +1,9 @@
 -- Recompute the KPI tables for the dirty dates only, in one transaction. For
 -- every date it touches the result equals a computation from scratch. Each
 -- KPI table is one file pair in kpis/: <table>.yaml (its columns) and
--- <table>.sql (the SELECT that computes them, from tmp_kpi_plays).
+-- <table>.sql (the SELECT that computes them, from tmp_kpi_plays). Its last
+-- statement returns the dates it recomputed: the checks after loading check
+-- those dates only (include/music_kpis/quality_checks.py).
 {%- if backend == 'postgres' %}
 -- The recompute reads the fact table for these dates only; fresh statistics
 -- on them let the planner use the key's listen_date prefix.
@@ -25,4 +27,12 @@ INSERT INTO {{ kpi.name }} ({{ kpi.column_names | join(", ") }})
 {% include "kpis/" ~ kpi.name ~ ".sql" %};
 {%- endfor %}
 
+DROP TABLE IF EXISTS tmp_recomputed_dates;
+CREATE TEMP TABLE tmp_recomputed_dates AS
+SELECT listen_date FROM kpi_dirty_dates;
+
 DELETE FROM kpi_dirty_dates;
+
+SELECT TO_CHAR(listen_date, 'YYYY-MM-DD') AS listen_date
+FROM tmp_recomputed_dates
+ORDER BY 1;

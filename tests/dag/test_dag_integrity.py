@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
-from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.providers.common.sql.operators.sql import (
+    SQLColumnCheckOperator,
+    SQLExecuteQueryOperator,
+    SQLTableCheckOperator,
+)
 
 from include.music_kpis.airflow_compat import dag_bag
+from include.music_kpis.assets import KPI_ASSETS
+from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.operators import S3ParquetToPostgresOperator
+from include.music_kpis.quality_checks import PARTITION_CLAUSE, log_checked_dates
+from include.music_kpis.redshift_copy import log_load_errors
+from include.music_kpis.settings import ALERTS_TOPIC_ARN, TASK_TIMEOUT_MINUTES
 from include.music_kpis.warehouse import SQL_DIR
 from tests.conftest import PROJECT_DIR
-from tests.helpers.dag import load_dag
+from tests.helpers.dag import REPORT_DAG_ID, load_dag
 
 DAG_ID = "music_streaming_kpis"
 UPSTREAMS = {
@@ -28,6 +40,18 @@ UPSTREAMS = {
     "export_kpis": {"refresh_kpis"},
     "publish_report": {"export_kpis"},
     "report_rejected_files": {"publish_report", "validate_and_transform"},
+    "recomputed_dates": {"refresh_kpis"},
+    **{
+        check: {"recomputed_dates"}
+        for check in (
+            "check_genre_kpis_values",
+            "check_genre_kpis_rows",
+            "check_hourly_kpis_values",
+            "check_hourly_kpis_rows",
+            "check_plays_reconcile",
+            "check_streams_keys_unique",
+        )
+    },
 }
 
 
@@ -61,6 +85,43 @@ def test_dag_settings(dag) -> None:
         assert task.retries >= 1, task.task_id
 
 
+@pytest.mark.parametrize("dag_id", [DAG_ID, REPORT_DAG_ID])
+def test_every_task_has_the_configured_timeout(monkeypatch: pytest.MonkeyPatch, dag_id: str) -> None:
+    default = load_dag(monkeypatch, "postgres", dag_id)
+    assert default.tasks and {t.execution_timeout for t in default.tasks} == {timedelta(minutes=120)}
+    monkeypatch.setenv(TASK_TIMEOUT_MINUTES.environment_variable, "7")
+    configured = load_dag(monkeypatch, "postgres", dag_id)
+    for task in configured.tasks:
+        assert task.execution_timeout == timedelta(minutes=7), task.task_id
+
+
+def test_failure_alert_only_with_a_topic(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not load_dag(monkeypatch, "redshift").on_failure_callback  # unset: nothing is sent
+    topic = "arn:aws:sns:eu-west-1:123456789012:music-kpis-alerts"
+    monkeypatch.setenv(ALERTS_TOPIC_ARN.environment_variable, topic)
+    callbacks = load_dag(monkeypatch, "redshift").on_failure_callback
+    (notifier,) = callbacks if isinstance(callbacks, list) else [callbacks]
+    assert isinstance(notifier, SnsNotifier)
+    assert notifier.target_arn == topic and notifier.aws_conn_id == "aws_default"
+
+
+def test_refresh_kpis_updates_the_kpi_assets(dag, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert sorted(a.name for a in KPI_ASSETS) == sorted(kpi.name for kpi in kpi_tables())
+    assert list(dag.get_task("refresh_kpis").outlets) == list(KPI_ASSETS)
+    report = load_dag(monkeypatch, "postgres", REPORT_DAG_ID)
+    assert list(report.timetable.asset_condition.objects) == list(KPI_ASSETS)  # every KPI table updated
+    assert [t.task_id for t in report.tasks] == ["log_latest_kpi_counts"]
+
+
+def test_checks_are_the_providers_and_see_only_the_recomputed_dates(dag) -> None:
+    checks = [t for t in dag.tasks if t.task_id.startswith("check_")]
+    assert {type(t) for t in checks} == {SQLColumnCheckOperator, SQLTableCheckOperator}
+    for check in checks:
+        assert check.partition_clause == PARTITION_CLAUSE
+        assert check.on_failure_callback in (log_checked_dates, [log_checked_dates])
+    assert dag.get_task("recomputed_dates").upstream_task_ids == {"refresh_kpis"}
+
+
 def test_mapping(dag) -> None:
     mapped = {t.task_id for t in dag.tasks if t.is_mapped}
     assert mapped == {"validate_and_transform", "copy_to_staging", "export_kpis"}
@@ -91,6 +152,7 @@ def test_redshift_loads_with_s3_to_redshift(monkeypatch: pytest.MonkeyPatch) -> 
     assert kwargs["copy_options"] == ["FORMAT AS PARQUET"]
     assert kwargs["redshift_conn_id"] == "music_kpis_warehouse"
     assert kwargs["aws_conn_id"] == "music_kpis_redshift_copy"
+    assert kwargs["on_failure_callback"] in (log_load_errors, [log_load_errors])  # rejected lines to its log
 
 
 def test_postgres_loads_with_project_operator(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,8 +163,9 @@ def test_postgres_loads_with_project_operator(monkeypatch: pytest.MonkeyPatch) -
 def test_unknown_backend_is_an_import_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__MUSIC_KPIS__BACKEND", "snowflake")
     bag = dag_bag(str(PROJECT_DIR / "dags"))
-    (error,) = bag.import_errors.values()
-    assert "[music_kpis] backend must be one of" in error
+    assert len(bag.import_errors) == 2  # both DAG files read the backend
+    for error in bag.import_errors.values():
+        assert "[music_kpis] backend must be one of" in error
 
 
 def test_kpi_exports_use_the_provider_unload_on_redshift_and_its_stand_in_locally(monkeypatch) -> None:

@@ -391,6 +391,33 @@ def problems_dag_permissions(template: Template) -> list[str]:
     return problems
 
 
+def problems_alerts(template: Template) -> list[str]:
+    """An SNS topic the DAG reads from music_kpis.alerts_topic_arn; the execution role may publish to it only.
+
+    Least privilege ("Amazon SNS API permissions: Actions and resources reference", Amazon SNS
+    Developer Guide): sns:Publish, on the topic's ARN, and no other SNS action.
+    """
+    topics = resources_of(template, "AWS::SNS::Topic")
+    option = mwaa_environment(template).get("AirflowConfigurationOptions", {}).get("music_kpis.alerts_topic_arn")
+    topic = referenced_id(option) if option is not None else None
+    if topic not in topics:
+        return [f"music_kpis.alerts_topic_arn is not a topic of the stack: {option!r}"]
+    statements = role_statements(template, execution_role_id(template))
+    problems = (
+        [] if allows(statements, "sns:Publish", f"${{{topic}}}") else [f"execution role cannot publish to {topic}"]
+    )
+    for statement in statements:
+        sns_actions = [a for a in actions_of(statement) if a.lower().startswith("sns:") or a == "*"]
+        if statement.get("Effect") != "Allow" or not sns_actions:
+            continue
+        if [a for a in sns_actions if a.lower() != "sns:publish"]:
+            problems.append(f"execution role has SNS actions beyond sns:Publish: {sns_actions}")
+        resources = [render(r) for r in as_list(statement.get("Resource", []))]
+        if resources != [f"${{{topic}}}"]:
+            problems.append(f"execution role may publish to {resources}, not only the alerts topic")
+    return problems
+
+
 def problems_airflow_secrets(template: Template) -> list[str]:
     """A secret for every connection and variable the DAG reads; connection secrets are JSON connections."""
     names = secret_values(template)
@@ -493,6 +520,10 @@ def test_mwaa_options_are_the_ones_docs_mwaa_md_documents(template):
 
 def test_execution_role_covers_what_the_dag_does(template):
     assert problems_dag_permissions(template) == []
+
+
+def test_alerts_topic_and_only_its_publish_permission(template):
+    assert problems_alerts(template) == []
 
 
 def test_every_connection_and_variable_has_a_secret(template):
@@ -646,6 +677,22 @@ MUTATIONS: dict[str, tuple[Callable[[Template], None], Callable[[Template], list
     "execution role cannot log in to Redshift": (
         lambda t: _drop_statement(t, execution_role_id(t), "RedshiftTemporaryCredentials"),
         problems_dag_permissions,
+    ),
+    "alerts published to every topic": (
+        lambda t: _statement(t, execution_role_id(t), "PublishAlerts").update(Resource="*"),
+        problems_alerts,
+    ),
+    "alerts topic managed by the DAG": (
+        lambda t: _statement(t, execution_role_id(t), "PublishAlerts").update(Action=["sns:Publish", "sns:*"]),
+        problems_alerts,
+    ),
+    "no permission to publish alerts": (
+        lambda t: _drop_statement(t, execution_role_id(t), "PublishAlerts"),
+        problems_alerts,
+    ),
+    "alerts topic not configured": (
+        lambda t: mwaa_environment(t)["AirflowConfigurationOptions"].pop("music_kpis.alerts_topic_arn"),
+        problems_alerts,
     ),
     "missing variable secret": (
         lambda t: t["Resources"].pop("ProcessedBucketVariableSecret"),

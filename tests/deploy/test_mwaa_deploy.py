@@ -212,7 +212,7 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("python", INTERPRETERS)
-def test_uploaded_tree_parses_as_one_dag_with_include_ignored(python, mwaa, s3, bucket, tmp_path):
+def test_uploaded_tree_parses_as_the_dags_with_include_ignored(python, mwaa, s3, bucket, tmp_path):
     """What MWAA's DAG processor does: the DAG folder is the bundle root on sys.path, .airflowignore applies."""
     expect_get(mwaa, bucket)
     expect_update(mwaa)
@@ -237,8 +237,8 @@ print(json.dumps({"dags": sorted(bag.dag_ids), "errors": bag.import_errors, "fil
     parsed = json.loads(run.stdout.strip().splitlines()[-1])
 
     assert parsed["errors"] == {}
-    assert parsed["dags"] == ["music_streaming_kpis"]
-    assert parsed["files"] == [str(tree / "music_streaming_kpis.py")]
+    assert parsed["dags"] == ["music_kpis_report", "music_streaming_kpis"]
+    assert parsed["files"] == [str(tree / "music_kpis_report.py"), str(tree / "music_streaming_kpis.py")]
 
 
 def test_project_filters_custom_paths_and_startup_script(mwaa, s3, bucket, tmp_path):

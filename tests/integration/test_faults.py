@@ -63,8 +63,9 @@ def run_once(stack):
     """One DAG run for LOGICAL_DATE; calling it again re-runs that same DAG run."""
     from include.music_kpis.airflow_compat import dag_bag
 
-    dag = dag_bag(str(demo.PROJECT_DIR / "dags")).dags[demo.DAG_ID]
-    run = dag.test(logical_date=LOGICAL_DATE)
+    dagbag = dag_bag(str(demo.PROJECT_DIR / "dags"))
+    demo.register_dags(dagbag)
+    run = dagbag.dags[demo.DAG_ID].test(logical_date=LOGICAL_DATE)
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 

@@ -9,11 +9,13 @@ Guide. docs/redshift.md lists them with the faults they guard against.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import logging
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg2
 import pytest
@@ -40,7 +42,7 @@ from tests.helpers.dag import load_dag, rendered_steps, sql_task_statements
 
 METADATA_SOURCES = ("s3_csv", "rds_postgres")
 # SQL files the Python tasks run on the warehouse (find_new_files, extract_metadata).
-WAREHOUSE_LOOKUPS = ("select_ledger.sql", "select_rejected_files.sql")
+WAREHOUSE_LOOKUPS = ("select_ledger.sql", "select_rejected_files.sql", "select_load_errors.sql")
 # The queries of publish_report (include/sql/kpi_report/).
 REPORT_QUERIES = ("genre_days", "hours", "top_artist_by_hour", "top_track_by_genre", "run_files")
 RESERVED_WORDS = frozenset(
@@ -60,7 +62,8 @@ def redshift_renderings() -> dict[str, list[str]]:
             for task_id, statements in rendered_steps(mp, "redshift").items():
                 renderings[f"{source}/{task_id}"] = statements
     for name in WAREHOUSE_LOOKUPS:
-        renderings[name] = [(SQL_DIR / name).read_text()]
+        # Bound parameters (%s), as the hook sends them: literals here.
+        renderings[name] = [(SQL_DIR / name).read_text().replace("%s", "'2026-11-22'")]
     for name in REPORT_QUERIES:
         renderings[f"kpi_report/{name}.sql"] = [report_query(name, "redshift", batch_id=batch_id_for("manual__x"))]
     for kpi in kpi_tables():  # what export_kpis UNLOADs
@@ -87,6 +90,8 @@ def test_every_rendering_is_checked() -> None:
         "record_batch",
         "refresh_kpis",
     } <= tasks
+    checks = {"check_plays_reconcile", "check_streams_keys_unique", "check_genre_kpis_values", "check_hourly_kpis_rows"}
+    assert checks | {"music_kpis_report.log_latest_kpi_counts"} <= tasks
     assert all(RENDERINGS.values())
 
 
@@ -306,6 +311,65 @@ def test_unload_check_finds_a_quote_the_provider_would_mangle() -> None:
     assert " ".join(sent.split()) != query
 
 
+def failed_copy_with_diagnostics(
+    monkeypatch: pytest.MonkeyPatch, load_errors: object
+) -> tuple[S3ToRedshiftOperator, list[tuple[str, tuple]]]:
+    """A mapped copy_to_staging whose COPY fails at the hook, its on_failure_callback run as Airflow
+    runs it; the diagnostics query is captured at the hook, which answers with `load_errors`."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{REDSHIFT_COPY_CONN_ID.upper()}", json.dumps(COPY_CONNECTIONS["role_arn extra"]))
+    monkeypatch.setenv("AIRFLOW_VAR_MUSIC_KPIS_PROCESSED_BUCKET", "music-processed")
+    queries: list[tuple[str, tuple]] = []
+
+    def failing_copy(self, sql, autocommit=False, **kwargs):
+        raise psycopg2.errors.InternalError_("Load into table 'stg_streams' failed. Check 'sys_load_error_detail'.")
+
+    def records(self, sql, parameters=None, **kwargs):
+        queries.append((sql, parameters))
+        if isinstance(load_errors, Exception):
+            raise load_errors
+        return load_errors
+
+    monkeypatch.setattr(RedshiftSQLHook, "run", failing_copy)
+    monkeypatch.setattr(RedshiftSQLHook, "get_records", records)
+    mapped = load_dag(monkeypatch, "redshift").get_task("copy_to_staging")
+    job = {"table": "stg_streams", "s3_key": transformed_prefix("streams", "0123456789abcdef0123456789abcdef")}
+    operator = S3ToRedshiftOperator(task_id="copy_to_staging", **{**mapped.partial_kwargs, **job})
+    operator.render_template_fields({"var": {"value": _Variables()}})
+    with pytest.raises(psycopg2.errors.InternalError_):
+        operator.execute(context={})
+    ti = SimpleNamespace(task_id="copy_to_staging", start_date=COPY_STARTED)
+    callbacks = operator.on_failure_callback
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        callback({"task": operator, "ti": ti})
+    return operator, queries
+
+
+COPY_STARTED = datetime.datetime(2026, 11, 24, 10, 30, tzinfo=datetime.UTC)
+
+
+def test_failed_copy_logs_file_line_column_and_reason(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """SYS_LOAD_ERROR_DETAIL ("SYS_LOAD_ERROR_DETAIL", Amazon Redshift Database Developer Guide):
+    file_name, line_number, column_name, error_code, error_message; it covers Redshift Serverless."""
+    part = "s3://music-processed/transformed/streams/0123456789abcdef0123456789abcdef/part-00000.parquet"
+    row = (part, 7, "listen_time", 1206, "Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS]")
+    operator, queries = failed_copy_with_diagnostics(monkeypatch, [row])
+    ((sql, parameters),) = queries
+    assert sql == (SQL_DIR / "select_load_errors.sql").read_text()  # the file the gate checks
+    assert parameters == (
+        "s3://music-processed/transformed/streams/0123456789abcdef0123456789abcdef/%",
+        COPY_STARTED.replace(tzinfo=None),
+    )
+    assert (
+        f"COPY of s3://music-processed/{operator.s3_key} failed: file {part}, line 7, column listen_time: "
+        "Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS] (error code 1206)"
+    ) in caplog.text
+
+
+def test_failed_diagnostics_do_not_hide_the_copy_error(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    failed_copy_with_diagnostics(monkeypatch, psycopg2.OperationalError("connection lost"))
+    assert "SYS_LOAD_ERROR_DETAIL could not be read: connection lost" in caplog.text
+
+
 # --- 5. No two concurrent transactions on one table ("Isolation levels in Amazon Redshift") --------
 
 
@@ -330,6 +394,10 @@ def table_access(statements: list[str]) -> tuple[set[str], set[str]]:
     return reads - temp, writes - temp
 
 
+# Python tasks that open no warehouse connection: they reshape XComs (and publish to SNS).
+WAREHOUSE_FREE_TASKS = {"recomputed_dates", "report_rejected_files"}
+
+
 def warehouse_access(dag) -> dict[str, tuple[set[str], set[str]] | None]:
     """task_id -> (reads, writes); None where a task may touch any table (a Python task)."""
     steps = sql_task_statements(dag)
@@ -337,8 +405,15 @@ def warehouse_access(dag) -> dict[str, tuple[set[str], set[str]] | None]:
     for task in dag.tasks:
         if task.task_id in steps:
             access[task.task_id] = table_access(steps[task.task_id])
+        elif task.task_id in WAREHOUSE_FREE_TASKS:
+            access[task.task_id] = (set(), set())
         elif task.task_id == "copy_to_staging":
             access[task.task_id] = (set(), staging_tables())  # COPY appends; it reads no table
+        elif task.task_id == "export_kpis":  # UNLOAD of each KPI table's export query: reads only
+            access[task.task_id] = table_access([kpi.export_query("redshift") for kpi in kpi_tables()])
+        elif task.task_id == "publish_report":  # the report's queries: reads only
+            batch = batch_id_for("manual__x")
+            access[task.task_id] = table_access([report_query(n, "redshift", batch_id=batch) for n in REPORT_QUERIES])
         else:
             access[task.task_id] = None
     return access

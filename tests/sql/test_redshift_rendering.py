@@ -35,7 +35,7 @@ def parsed(statement: str) -> exp.Expression:
 
 
 def test_every_statement_parses_as_redshift(redshift_steps) -> None:
-    assert len(redshift_steps) == 7  # six SQL steps; create_tables both ways
+    assert len(redshift_steps) == 14  # create_tables both ways, 5 SQL steps, 6 checks, the report DAG's query
     for task_id, statements in redshift_steps.items():
         assert statements, task_id
         for statement in statements:

@@ -19,8 +19,8 @@ from include.music_kpis.metadata_source import present_columns, render
 from include.music_kpis.schemas import load_source_tables
 from include.music_kpis.warehouse import SQL_DIR
 
-DAG_STEPS = {"schema", "upsert_dimension", "load_streams", "record_batch", "refresh_kpis"}  # schema: create_tables
-WAREHOUSE_LOOKUPS = {"select_ledger", "select_rejected_files"}
+DAG_STEPS = {"schema", "upsert_dimension", "load_streams", "record_batch", "refresh_kpis", "latest_kpi_counts"}
+WAREHOUSE_LOOKUPS = {"select_ledger", "select_rejected_files", "select_load_errors"}
 
 
 def sql_files(folder: Path) -> set[str]:
