@@ -127,4 +127,4 @@ class RuntimeSettings:
 # Where the KPI report and the KPI exports go in the processed bucket (docs/report.md).
 REPORTS_PREFIX = "reports/"  # reports/runs/<run id>.html, one a run
 REPORT_LATEST_KEY = f"{REPORTS_PREFIX}latest.html"  # the latest run's report, at a stable key
-EXPORTS_PREFIX = "exports/"  # exports/<kpi table>_000.csv (exports.py)
+EXPORTS_PREFIX = "exports/"  # exports/<kpi table>.csv (exports.py)

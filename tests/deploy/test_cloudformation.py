@@ -26,7 +26,10 @@ from cfnlint import api as cfnlint_api
 from cfnlint import decode as cfnlint_decode
 from cfnlint.config import ManualArgs
 
+from include.music_kpis.exports import export_key, unload_prefix
 from include.music_kpis.files import manifest_prefix, quarantine_prefix, transformed_prefix, validated_prefix
+from include.music_kpis.kpi_report import report_keys
+from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.schemas import DATASETS, load_schema
 from include.music_kpis.settings import AWS_CONN_ID, BACKEND, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
 
@@ -59,7 +62,7 @@ WILDCARD_RESOURCE_ACTIONS = {
     "kms:Encrypt": "as kms:Decrypt",
 }
 WILDCARD_COMMENT = '# AWS requires "*" for'
-COPY_ROLE_ACTIONS = {"s3:GetObject", "s3:ListBucket"}
+COPY_ROLE_ACTIONS = {"s3:GetObject", "s3:ListBucket", "s3:PutObject"}  # PutObject: UNLOAD of the exports
 REDSHIFT_PRINCIPALS = {"redshift.amazonaws.com", "redshift-serverless.amazonaws.com"}
 
 Template = dict[str, Any]
@@ -250,7 +253,8 @@ def problems_data_bucket(template: Template, variable: str, *, versioned: bool) 
 
 
 def problems_copy_role(template: Template) -> list[str]:
-    """The COPY role: trusted by Redshift only, reads the processed bucket's transformed/ prefix and nothing else."""
+    """The COPY role: trusted by Redshift only, reads the processed bucket's transformed/ prefix, and
+    writes its exports/unload/ prefix (UNLOAD of the KPI exports), nothing else."""
     role_id = copy_role_id(template)
     processed = bucket_of_variable(template, PROCESSED)
     properties = props(template, role_id)
@@ -281,6 +285,10 @@ def problems_copy_role(template: Template) -> list[str]:
                 f"${{{processed}.Arn}}/transformed/"
             ):
                 problems.append(f"{role_id}/{sid}: GetObject on {resource}, outside {processed}/transformed/")
+            if "s3:PutObject" in actions_of(statement) and not resource.startswith(
+                f"${{{processed}.Arn}}/exports/unload/"
+            ):
+                problems.append(f"{role_id}/{sid}: PutObject on {resource}, outside {processed}/exports/unload/")
             if "s3:ListBucket" in actions_of(statement):
                 if resource != f"${{{processed}.Arn}}":
                     problems.append(f"{role_id}/{sid}: ListBucket on {resource}, not the processed bucket")
@@ -291,6 +299,9 @@ def problems_copy_role(template: Template) -> list[str]:
     for key in (f"{transformed_prefix('streams', 'f')}part-00000.parquet", f"{manifest_prefix('b')}files.parquet"):
         if not allows(statements, "s3:GetObject", f"${{{processed}.Arn}}/{key}"):
             problems.append(f"{role_id}: cannot read {key}, which the DAG COPYs")
+    for kpi in kpi_tables():  # What UNLOAD writes: <prefix>000.csv
+        if not allows(statements, "s3:PutObject", f"${{{processed}.Arn}}/{unload_prefix(kpi.name)}000.csv"):
+            problems.append(f"{role_id}: cannot write {unload_prefix(kpi.name)}000.csv, which the DAG UNLOADs")
     return problems
 
 
@@ -371,6 +382,11 @@ def problems_dag_permissions(template: Template) -> list[str]:
             needed.append(("s3:ListBucket", processed, key))
             needed += [(a, f"{processed}/{key}part-00000.parquet", None) for a in ("s3:PutObject", "s3:DeleteObject")]
     needed += [("s3:PutObject", f"{processed}/{manifest_prefix('b')}files.parquet", None)]
+    for kpi in kpi_tables():  # export_kpis moves the unloaded file to its stable key
+        unloaded = f"{processed}/{unload_prefix(kpi.name)}000.csv"
+        needed += [("s3:GetObject", unloaded, None), ("s3:DeleteObject", unloaded, None)]
+        needed += [("s3:PutObject", f"{processed}/{export_key(kpi.name)}", None)]
+    needed += [("s3:PutObject", f"{processed}/{key}", None) for key in report_keys("manual__x")]  # publish_report
     problems = [
         f"execution role cannot {action} {resource} (prefix {prefix})"
         for action, resource, prefix in needed
