@@ -10,6 +10,7 @@ the run's ``refresh_kpis`` recomputes them all.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -75,11 +76,21 @@ class KpiTable:
         layout = f" DISTSTYLE ALL SORTKEY ({self.key[0]})" if redshift else ""
         return f"CREATE TABLE {self.name} (\n" + "\n".join(lines) + f"\n){layout}"
 
+    @property
+    def identifiers(self) -> list[str]:
+        """Every word of its SQL (and of the KPI macros it may include): refresh_kpis.sql
+        gives tmp_kpi_plays the song columns that some KPI names, and no others."""
+        return sorted(_identifiers(KPI_DIR / f"{self.name}.sql") | _identifiers(*KPI_DIR.glob("_*.sql")))
+
     def export_query(self) -> str:
         """Every row, sorted by key; text in byte order (the local PostgreSQL warehouse)."""
         by_type = {c.name: c.type for c in self.columns}
         order = ", ".join(f'{k} COLLATE "C"' if by_type[k] == "text" else k for k in self.key)
         return f"SELECT {', '.join(self.column_names)} FROM {self.name} ORDER BY {order}"
+
+
+def _identifiers(*paths: Path) -> set[str]:
+    return {word.lower() for path in paths for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text("utf-8"))}
 
 
 @cache

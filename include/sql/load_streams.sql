@@ -11,17 +11,29 @@
 
 {% include '_batch_files.sql' %}
 
--- One row per staged source row: a retried COPY may have staged a file twice.
-DROP TABLE IF EXISTS tmp_batch_rows;
-CREATE TEMP TABLE tmp_batch_rows{{ by_user }} AS
-SELECT DISTINCT s.file_id, s.source_row, {% for c in warehouse_columns('streams') %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+-- The batch's staged rows, per file. A retried COPY may have staged a file
+-- more than once, each time whole and identical, so its rows count once: the
+-- staged rows divided by the copies (how often its first row is there). This
+-- counts without de-duplicating every staged row; the plays are de-duplicated
+-- below anyway.
+DROP TABLE IF EXISTS tmp_stream_rows;
+CREATE TEMP TABLE tmp_stream_rows AS
+SELECT s.file_id, COUNT(*) AS staged, SUM(CASE WHEN s.source_row = first_rows.source_row THEN 1 ELSE 0 END) AS copies
 FROM stg_streams s
-JOIN tmp_streams_files f ON f.file_id = s.file_id;
+JOIN (
+    SELECT s.file_id, MIN(s.source_row) AS source_row
+    FROM stg_streams s
+    JOIN tmp_streams_files f ON f.file_id = s.file_id
+    GROUP BY s.file_id
+) first_rows ON first_rows.file_id = s.file_id
+GROUP BY s.file_id;
 
 -- Candidates: the batch's plays and every parked play, once each.
 DROP TABLE IF EXISTS tmp_plays;
 CREATE TEMP TABLE tmp_plays{{ by_user }} AS
-SELECT {{ play }} FROM tmp_batch_rows
+SELECT {% for c in warehouse_columns('streams') %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+FROM stg_streams s
+JOIN tmp_streams_files f ON f.file_id = s.file_id
 UNION
 SELECT {{ play }} FROM streams_parked;
 
@@ -42,15 +54,14 @@ WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
   AND streams.listen_date = tmp_plays.listen_date
   AND {{ same_key('streams', 'streams', 'tmp_plays') }};
 
--- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly parked).
+-- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly
+-- parked): the candidates left that were not parked already (the others are
+-- all the batch's).
 DROP TABLE IF EXISTS tmp_stream_stats;
 CREATE TEMP TABLE tmp_stream_stats AS
-SELECT (SELECT COUNT(*) FROM tmp_batch_rows) AS stream_rows,
+SELECT (SELECT COALESCE(SUM(staged / copies), 0) FROM tmp_stream_rows) AS stream_rows,
        (SELECT COUNT(*) FROM tmp_plays t
-        WHERE EXISTS (
-                SELECT 1 FROM tmp_batch_rows b
-                WHERE {{ same_key('streams', 'b', 't') }})
-          AND NOT EXISTS (
+        WHERE NOT EXISTS (
                 SELECT 1 FROM streams_parked p
                 WHERE {{ same_key('streams', 'p', 't') }})
        ) AS new_plays;
@@ -91,9 +102,8 @@ WHERE {{ same_key('streams', 'streams_parked', 'tmp_loadable') }};
 INSERT INTO streams_parked ({{ play }}, parked_batch_id)
 SELECT {{ play }}, '{{ batch }}'
 FROM tmp_plays t
-WHERE NOT EXISTS (
-        SELECT 1 FROM tmp_loadable l
-        WHERE {{ same_key('streams', 'l', 't') }})
+WHERE (NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t.user_id)
+       OR NOT EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id))
   AND NOT EXISTS (
         SELECT 1 FROM streams_parked p
         WHERE {{ same_key('streams', 'p', 't') }});
