@@ -7,7 +7,7 @@ songs, plays over 5 days, 1 % of them repeated within the file, 0.1 % by
 unknown users), then the DAG's own SQL files run as the DAG renders and splits
 them, one transaction per file.
 
-    python -m bench.first_load [--rows N] [--statements]
+    python -m bench.first_load [--rows N] [--statements] [--explain] [--set name=value ...]
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def stage(db: PostgresTarget, rows: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(rows: int, statements: bool = False, settings: tuple[str, ...] = ()) -> dict[str, float]:
+def measure(
+    rows: int, statements: bool = False, settings: tuple[str, ...] = (), explain: bool = False
+) -> dict[str, float]:
     """Seconds of each warehouse step of a first load of `rows` staged plays."""
     with tempfile.TemporaryDirectory() as state, postgres_server(Path(state)) as server:
         db = server.create_database("bench_first_load", drop_first=True)
@@ -90,12 +92,14 @@ def measure(rows: int, statements: bool = False, settings: tuple[str, ...] = ())
         print(f"staged {rows:,} rows in {stage(db, rows):.1f} s", flush=True)
         steps: dict[str, float] = {}
         for name, template, params in STEPS:
-            seconds, timed = run_step(db, render(template, RUN_ID, **params), explain=False)
+            seconds, timed = run_step(db, render(template, RUN_ID, **params), explain=explain)
             steps[name] = seconds
             print(f"{name}: {seconds:.2f} s", flush=True)
             if statements:
-                for statement_seconds, statement, _ in sorted(timed, key=lambda t: -t[0])[:6]:
+                for statement_seconds, statement, plan in sorted(timed, key=lambda t: -t[0])[:6]:
                     print(f"    {statement_seconds:7.2f}  {' '.join(statement.split())[:140]}")
+                    if plan:
+                        print("             " + plan.replace("\n", "\n             "))
         conn = db.connect()
         with conn.cursor() as cur:
             cur.execute("SELECT stream_rows, streams_loaded, streams_parked, stream_repeats_skipped FROM etl_batches")
@@ -108,7 +112,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--statements", action="store_true", help="print each step's slowest statements")
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the slowest statements")
     parser.add_argument("--set", nargs="*", default=[], help="server settings for the run's sessions, name=value")
     args = parser.parse_args()
-    measured = measure(args.rows, args.statements, tuple(args.set))
+    measured = measure(args.rows, args.statements or args.explain, tuple(args.set), args.explain)
     print(f"total {sum(measured.values()):.1f} s")

@@ -11,23 +11,6 @@
 
 {% include '_batch_files.sql' %}
 
--- The batch's staged rows, per file. A retried COPY may have staged a file
--- more than once, each time whole and identical, so its rows count once: the
--- staged rows divided by the copies (how often its first row is there). This
--- counts without de-duplicating every staged row; the plays are de-duplicated
--- below anyway.
-DROP TABLE IF EXISTS tmp_stream_rows;
-CREATE TEMP TABLE tmp_stream_rows AS
-SELECT s.file_id, COUNT(*) AS staged, SUM(CASE WHEN s.source_row = first_rows.source_row THEN 1 ELSE 0 END) AS copies
-FROM stg_streams s
-JOIN (
-    SELECT s.file_id, MIN(s.source_row) AS source_row
-    FROM stg_streams s
-    JOIN tmp_streams_files f ON f.file_id = s.file_id
-    GROUP BY s.file_id
-) first_rows ON first_rows.file_id = s.file_id
-GROUP BY s.file_id;
-
 -- Candidates: the batch's plays and every parked play, once each.
 DROP TABLE IF EXISTS tmp_plays;
 CREATE TEMP TABLE tmp_plays{{ by_user }} AS
@@ -56,10 +39,17 @@ WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
 
 -- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly
 -- parked): the candidates left that were not parked already (the others are
--- all the batch's).
+-- all the batch's). The batch's rows are counted per file, not de-duplicated:
+-- a retried COPY may have staged a file more than once, each time whole, so a
+-- file counts at most its good rows (read less quarantined, in the manifest).
 DROP TABLE IF EXISTS tmp_stream_stats;
 CREATE TEMP TABLE tmp_stream_stats AS
-SELECT (SELECT COALESCE(SUM(staged / copies), 0) FROM tmp_stream_rows) AS stream_rows,
+SELECT (SELECT COALESCE(SUM(LEAST(staged, good)), 0)
+        FROM (SELECT f.file_id, COUNT(*) AS staged, MAX(f.rows_read - f.rows_quarantined) AS good
+              FROM stg_streams s
+              JOIN tmp_streams_files f ON f.file_id = s.file_id
+              GROUP BY f.file_id) per_file
+       ) AS stream_rows,
        (SELECT COUNT(*) FROM tmp_plays t
         WHERE NOT EXISTS (
                 SELECT 1 FROM streams_parked p
