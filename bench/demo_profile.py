@@ -30,8 +30,8 @@ def _instant(text: str) -> float:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC).timestamp()
 
 
-def demo_breakdown(state_dir: Path, started: float, finished: float) -> list[tuple[str, float]]:
-    """(part, seconds) of the latest DAG run; ``started``/``finished`` are the command's epoch times."""
+def _latest_run_tasks(state_dir: Path) -> tuple[str, str, list[tuple[str, str, str]]]:
+    """(run start, run end, [(task_id, start, end)]) of the latest DAG run, from Airflow's metadata DB."""
     db = sqlite3.connect(state_dir / "airflow" / "airflow.db")
     try:
         run_id, run_start, run_end = db.execute(
@@ -44,6 +44,21 @@ def demo_breakdown(state_dir: Path, started: float, finished: float) -> list[tup
         ).fetchall()
     finally:
         db.close()
+    return run_start, run_end, tasks
+
+
+def task_seconds(state_dir: Path) -> list[tuple[str, float]]:
+    """(task_id, seconds) of the latest DAG run, slowest first; a mapped task's instances are summed."""
+    _, _, tasks = _latest_run_tasks(state_dir)
+    seconds: dict[str, float] = {}
+    for task, start, end in tasks:
+        seconds[task] = seconds.get(task, 0.0) + _instant(end) - _instant(start)
+    return sorted(seconds.items(), key=lambda item: -item[1])
+
+
+def demo_breakdown(state_dir: Path, started: float, finished: float) -> list[tuple[str, float]]:
+    """(part, seconds) of the latest DAG run; ``started``/``finished`` are the command's epoch times."""
+    run_start, run_end, tasks = _latest_run_tasks(state_dir)
     warehouse = sum(_instant(end) - _instant(start) for task, start, end in tasks if task in WAREHOUSE_TASKS)
     python = sum(_instant(end) - _instant(start) for task, start, end in tasks if task not in WAREHOUSE_TASKS)
     dag_run = _instant(run_end) - _instant(run_start)

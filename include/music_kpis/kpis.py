@@ -10,6 +10,7 @@ the run's ``refresh_kpis`` recomputes them all.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -62,6 +63,12 @@ class KpiTable:
         layout = f" DISTSTYLE ALL SORTKEY ({self.key[0]})" if backend == "redshift" else ""
         return f"CREATE TABLE {self.name} (\n    {body}\n){layout}"
 
+    @property
+    def identifiers(self) -> list[str]:
+        """Every word of its SQL (and of the KPI macros it may include): refresh_kpis.sql
+        gives tmp_kpi_plays the song columns that some KPI names, and no others."""
+        return sorted(_identifiers(KPI_DIR / f"{self.name}.sql") | _identifiers(*KPI_DIR.glob("_*.sql")))
+
     def export_query(self, backend: str = "postgres") -> str:
         """Every row, sorted by key, text in byte order (Redshift's own; COLLATE "C" on PostgreSQL),
         text cells spreadsheet-safe (spreadsheet.py): the query of the KPI CSVs on both backends."""
@@ -77,6 +84,10 @@ class KpiTable:
         # Qualified: the sort is on the stored value, not on the output column of the same name.
         order = ", ".join(f"{self.name}.{k}{collate if by_type[k] == 'text' else ''}" for k in self.key)
         return f"SELECT {columns} FROM {self.name} ORDER BY {order}"
+
+
+def _identifiers(*paths: Path) -> set[str]:
+    return {word.lower() for path in paths for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text("utf-8"))}
 
 
 @cache

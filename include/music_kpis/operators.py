@@ -4,7 +4,9 @@ S3ParquetToPostgresOperator stands for S3ToRedshiftOperator: the same mapped
 shape (``table``, ``s3_bucket``, ``s3_key`` prefix) and the same semantics as
 Redshift ``COPY ... FORMAT AS PARQUET`` with ``APPEND``: every Parquet object
 under the prefix is appended, columns matched by position, all objects in one
-transaction.
+transaction. Each object is streamed into COPY one row group at a time: a
+thread turns the next row groups into CSV while PostgreSQL parses the text
+already sent, and only a few row groups are held at once.
 
 KpiUnloadOperator is RedshiftToS3Operator with the UNLOAD options of
 exports.py, leaving its one CSV at a stable key; PostgresToS3CsvOperator stands
@@ -14,9 +16,11 @@ for it: the rows of ``select_query`` as one CSV with a header, at that key.
 from __future__ import annotations
 
 import io
+import queue
 import re
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +66,9 @@ class S3ParquetToPostgresOperator(BaseOperator):
         try:
             with conn.cursor() as cursor:
                 for key in keys:
-                    table = pq.read_table(io.BytesIO(s3.get_key(key, self.s3_bucket).get()["Body"].read()))
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(table, buffer)
-                    _copy_from(cursor, statement, buffer.getvalue())
-                    rows += table.num_rows
+                    parquet = pq.ParquetFile(io.BytesIO(s3.get_key(key, self.s3_bucket).get()["Body"].read()))
+                    _copy_from(cursor, statement, _CsvStream(_csv_row_groups(parquet)))
+                    rows += parquet.metadata.num_rows
             conn.commit()
         finally:
             conn.close()
@@ -152,10 +154,76 @@ def _qualified(schema: str | None, table: str) -> str:
     return ".".join(f'"{n}"' for n in names)
 
 
-def _copy_from(cursor: Any, statement: str, data: bytes) -> None:
+# Row groups converted ahead of COPY: enough to keep both sides busy.
+_ROW_GROUPS_AHEAD = 2
+
+
+def _csv_row_groups(parquet: pq.ParquetFile) -> Iterator[bytes]:
+    """The CSV text of a Parquet file, header first, one row group at a time, converted on a
+    thread ahead of the consumer (pyarrow releases the GIL while PostgreSQL parses)."""
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_ROW_GROUPS_AHEAD)
+    stop = threading.Event()
+
+    def offer(item: bytes | BaseException | None) -> bool:
+        """Queue an item unless the consumer has stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                chunks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def convert() -> None:
+        try:
+            for group in range(max(parquet.num_row_groups, 1)):
+                table = parquet.read_row_group(group) if parquet.num_row_groups else parquet.schema_arrow.empty_table()
+                buffer = io.BytesIO()
+                pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=group == 0))
+                if not offer(buffer.getvalue()):
+                    return
+            offer(None)
+        except BaseException as error:  # handed to the consumer, raised there
+            offer(error)
+
+    converter = threading.Thread(target=convert, name="parquet-to-csv", daemon=True)
+    converter.start()
+    try:
+        while (chunk := chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        stop.set()
+        converter.join()
+
+
+class _CsvStream(io.RawIOBase):
+    """A file object over byte chunks, as COPY FROM STDIN reads it."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self.chunks, self.current, self.offset = chunks, b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self.offset >= len(self.current):
+            self.current, self.offset = next(self.chunks, b""), 0
+            if not self.current:
+                return 0
+        size = min(len(buffer), len(self.current) - self.offset)
+        buffer[:size] = self.current[self.offset : self.offset + size]
+        self.offset += size
+        return size
+
+
+def _copy_from(cursor: Any, statement: str, data: io.RawIOBase) -> None:
     """COPY FROM STDIN on either driver the Postgres provider may hand out."""
     if hasattr(cursor, "copy_expert"):  # psycopg2
-        cursor.copy_expert(statement, io.BytesIO(data))
+        cursor.copy_expert(statement, data, size=1 << 20)
     else:  # psycopg 3
         with cursor.copy(statement) as copy:
-            copy.write(data)
+            while block := data.read(1 << 20):
+                copy.write(block)

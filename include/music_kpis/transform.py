@@ -1,8 +1,9 @@
 """Validate and transform one raw CSV file, block by block, in bounded memory.
 
 The file is parsed in order on the calling thread, its blocks are validated on
-a pool (one thread per core; pyarrow compute releases the GIL) and handed on in
-file order. Good rows go to ``transformed/`` (staging column order, what the
+a small pool (pyarrow compute releases the GIL) and handed on in file order.
+How many threads and blocks, and in which allocator, is fixed in
+`task_memory`, whatever the machine's core count. Good rows go to ``transformed/`` (staging column order, what the
 warehouse COPYs) and the same Parquet parts to ``validated/`` (see
 `_open_outputs`); rejected rows go to ``quarantine/`` with their reason. Both
 are written in parts on writer threads as the file is read. A file whose
@@ -19,7 +20,6 @@ bytes that will not change. Transient errors are raised for Airflow to retry.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,6 +44,7 @@ from include.music_kpis.parquet_parts import PartWriter, ProcessedStore, S3Proce
 from include.music_kpis.reasons import describe_read_error, safe_reason
 from include.music_kpis.retry_policy import is_transient
 from include.music_kpis.schemas import DatasetSchema, schema_for_file
+from include.music_kpis.task_memory import BLOCKS_IN_FLIGHT, VALIDATION_THREADS, bounded_memory, release_thread_memory
 from include.music_kpis.validation import (
     QUARANTINE_SCHEMA,
     ChunkResult,
@@ -57,9 +58,6 @@ log = logging.getLogger(__name__)
 
 # A single CSV row must fit in one read block; blocks grow up to this for very long rows.
 MAX_BLOCK_BYTES = 256 << 20
-# Blocks are validated in parallel, one per core (pyarrow compute releases the GIL).
-_MAX_WORKERS = 4
-
 
 # Rejected rows named in the task log; all of them are in quarantine/.
 _LOGGED_ROWS = 20
@@ -124,12 +122,6 @@ def _open_outputs(
     )
 
 
-def _workers() -> int:
-    # The cores this process may run on (a container's share, not the host's count).
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(_MAX_WORKERS, cores))
-
-
 def _validate_blocks(
     raw: RawFile,
     open_stream: Callable[[], AbstractContextManager[BinaryIO]],
@@ -139,11 +131,10 @@ def _validate_blocks(
     block_bytes: int,
 ) -> None:
     """Read the file on this thread, validate blocks on a pool, hand results on in file order."""
-    workers = _workers()
 
     def validate(batch: RawBatch) -> ChunkResult:
         text = decode_batch(batch, plan.header)
-        return validate_chunk(
+        result = validate_chunk(
             text.table,
             schema,
             plan,
@@ -153,14 +144,18 @@ def _validate_blocks(
             known_reasons=text.decode_reasons,
             unparsed=text.unparsed,
         )
+        del text
+        release_thread_memory()
+        return result
 
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="validate")
+    pool = ThreadPoolExecutor(max_workers=VALIDATION_THREADS, thread_name_prefix="validate")
     in_flight: deque[Future[ChunkResult]] = deque()
     try:
         for batch in read_batches(open_stream, plan.header, block_bytes, decode=False):
             in_flight.append(pool.submit(validate, batch))
-            # A few blocks ahead keeps every core busy; more would only hold memory.
-            while len(in_flight) > 2 * workers or (in_flight and in_flight[0].done()):
+            del batch
+            # The next block is read only once fewer than BLOCKS_IN_FLIGHT are held.
+            while len(in_flight) >= BLOCKS_IN_FLIGHT or (in_flight and in_flight[0].done()):
                 outputs.add(in_flight.popleft().result())
         while in_flight:
             outputs.add(in_flight.popleft().result())
@@ -181,15 +176,16 @@ def transform_file(
     """Validate + transform one raw file into `store`; returns what happened to it.
 
     `open_stream` opens the object as stored (gzip-compressed for a .gz key)."""
-    return _transform(
-        raw,
-        csv_stream(open_stream, raw.raw_key),
-        store,
-        reject_threshold=reject_threshold,
-        block_bytes=block_bytes,
-        part_bytes=part_bytes,
-        group_rows=group_rows,
-    )
+    with bounded_memory():
+        return _transform(
+            raw,
+            csv_stream(open_stream, raw.raw_key),
+            store,
+            reject_threshold=reject_threshold,
+            block_bytes=block_bytes,
+            part_bytes=part_bytes,
+            group_rows=group_rows,
+        )
 
 
 def _transform(

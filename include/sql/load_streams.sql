@@ -11,17 +11,12 @@
 
 {% include '_batch_files.sql' %}
 
--- One row per staged source row: a retried COPY may have staged a file twice.
-DROP TABLE IF EXISTS tmp_batch_rows;
-CREATE TEMP TABLE tmp_batch_rows{{ by_user }} AS
-SELECT DISTINCT s.file_id, s.source_row, {% for c in warehouse_columns('streams') %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
-FROM stg_streams s
-JOIN tmp_streams_files f ON f.file_id = s.file_id;
-
 -- Candidates: the batch's plays and every parked play, once each.
 DROP TABLE IF EXISTS tmp_plays;
 CREATE TEMP TABLE tmp_plays{{ by_user }} AS
-SELECT {{ play }} FROM tmp_batch_rows
+SELECT {% for c in warehouse_columns('streams') %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+FROM stg_streams s
+JOIN tmp_streams_files f ON f.file_id = s.file_id
 UNION
 SELECT {{ play }} FROM streams_parked;
 
@@ -42,15 +37,21 @@ WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
   AND streams.listen_date = tmp_plays.listen_date
   AND {{ same_key('streams', 'streams', 'tmp_plays') }};
 
--- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly parked).
+-- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly
+-- parked): the candidates left that were not parked already (the others are
+-- all the batch's). The batch's rows are counted per file, not de-duplicated:
+-- a retried COPY may have staged a file more than once, each time whole, so a
+-- file counts at most its good rows (read less quarantined, in the manifest).
 DROP TABLE IF EXISTS tmp_stream_stats;
 CREATE TEMP TABLE tmp_stream_stats AS
-SELECT (SELECT COUNT(*) FROM tmp_batch_rows) AS stream_rows,
+SELECT (SELECT COALESCE(SUM(LEAST(staged, good)), 0)
+        FROM (SELECT f.file_id, COUNT(*) AS staged, MAX(f.rows_read - f.rows_quarantined) AS good
+              FROM stg_streams s
+              JOIN tmp_streams_files f ON f.file_id = s.file_id
+              GROUP BY f.file_id) per_file
+       ) AS stream_rows,
        (SELECT COUNT(*) FROM tmp_plays t
-        WHERE EXISTS (
-                SELECT 1 FROM tmp_batch_rows b
-                WHERE {{ same_key('streams', 'b', 't') }})
-          AND NOT EXISTS (
+        WHERE NOT EXISTS (
                 SELECT 1 FROM streams_parked p
                 WHERE {{ same_key('streams', 'p', 't') }})
        ) AS new_plays;
@@ -91,9 +92,8 @@ WHERE {{ same_key('streams', 'streams_parked', 'tmp_loadable') }};
 INSERT INTO streams_parked ({{ play }}, parked_batch_id)
 SELECT {{ play }}, '{{ batch }}'
 FROM tmp_plays t
-WHERE NOT EXISTS (
-        SELECT 1 FROM tmp_loadable l
-        WHERE {{ same_key('streams', 'l', 't') }})
+WHERE (NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t.user_id)
+       OR NOT EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id))
   AND NOT EXISTS (
         SELECT 1 FROM streams_parked p
         WHERE {{ same_key('streams', 'p', 't') }});

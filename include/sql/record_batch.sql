@@ -25,7 +25,11 @@ WHERE batch_id = '{{ batch }}'
   AND file_id NOT IN (SELECT file_id FROM etl_batch_files WHERE batch_id = '{{ batch }}')
 GROUP BY file_id;
 
-DELETE FROM stg_users;
-DELETE FROM stg_songs;
-DELETE FROM stg_streams;
-DELETE FROM stg_files;
+{#- PostgreSQL empties a table by TRUNCATE within the transaction (instead of
+    marking every staged row deleted, seconds for millions of rows); on
+    Redshift TRUNCATE commits the open transaction, so it keeps DELETE. #}
+{%- set empty = 'TRUNCATE' if backend == 'postgres' else 'DELETE FROM' %}
+{{ empty }} stg_users;
+{{ empty }} stg_songs;
+{{ empty }} stg_streams;
+{{ empty }} stg_files;

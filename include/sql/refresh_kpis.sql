@@ -13,14 +13,23 @@ ANALYZE kpi_dirty_dates;
 DELETE FROM {{ kpi.name }} WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 {%- endfor %}
 
--- Every play of the dirty dates with every column of its song.
+-- Every play of the dirty dates with the columns of its song that some KPI
+-- names (KpiTable.identifiers): a KPI reading another column gets it too, and
+-- a first load does not copy every song column into every play.
+{%- set kpi_words = namespace(names=[]) %}
+{%- for kpi in kpi_tables() %}{% set kpi_words.names = kpi_words.names + kpi.identifiers %}{% endfor %}
 DROP TABLE IF EXISTS tmp_kpi_plays;
 CREATE TEMP TABLE tmp_kpi_plays AS
 SELECT p.listen_date, p.listen_hour, p.user_id,
-       {% for c in warehouse_columns('songs') %}s."{{ c }}"{{ ", " if not loop.last }}{% endfor %}
+       {% for c in warehouse_columns('songs') if c == 'track_id' or c in kpi_words.names %}s."{{ c }}"{{ ", " if not loop.last }}{% endfor %}
 FROM streams p
 JOIN songs s ON s.track_id = p.track_id
 WHERE p.listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
+{%- if backend == 'postgres' %}
+
+-- Statistics for the KPI queries' plans (a temp table has none until analyzed).
+ANALYZE tmp_kpi_plays;
+{%- endif %}
 {%- for kpi in kpi_tables() %}
 
 INSERT INTO {{ kpi.name }} ({{ kpi.column_names | join(", ") }})

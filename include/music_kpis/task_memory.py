@@ -1,0 +1,82 @@
+"""What bounds the memory of one validation task, pinned in code.
+
+A task gets a slot's share of its worker's memory (on MWAA an mw1.small
+worker has 2 GB for 5 concurrent tasks), not a core's, so nothing here scales
+with the machine: the number of validation threads and of blocks in flight are
+constants, and the allocators are chosen and configured here rather than left
+to the build's or the environment's defaults (ARROW_DEFAULT_MEMORY_POOL,
+MALLOC_ARENA_MAX, ...). On a machine with more cores the task then holds the
+same blocks, in the same allocator, as on a small one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+import pyarrow as pa
+
+# Blocks validated at once; pyarrow compute releases the GIL, so two threads
+# keep the reader and the writers busy without holding more blocks.
+VALIDATION_THREADS = 2
+# Blocks read but not yet handed to the writers: one being read plus one per thread.
+BLOCKS_IN_FLIGHT = VALIDATION_THREADS + 1
+
+# glibc malloc (Python objects, and the bytes objects the raw stream is read
+# into): without these, it raises its mmap threshold as large blocks are freed,
+# after which every 4 MB read block comes from a heap that keeps it, and it
+# grows one heap per thread (up to 8 per core).
+_M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
+_GLIBC_ARENAS = 2
+_GLIBC_MMAP_THRESHOLD = 256 << 10
+
+
+@cache
+def _configure_glibc_malloc() -> bool:
+    """Once per process; False where the C library is not glibc (nothing to do)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    # mallopt returns 1 on success; musl and others lack it or ignore it.
+    return bool(mallopt(_M_ARENA_MAX, _GLIBC_ARENAS)) and bool(mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_THRESHOLD))
+
+
+def arrow_pool() -> pa.MemoryPool:
+    """mimalloc (pyarrow's default since 18, on every platform), else jemalloc, else the system allocator."""
+    for make in (pa.mimalloc_memory_pool, pa.jemalloc_memory_pool):
+        try:
+            return make()
+        except NotImplementedError:  # not in this build
+            continue
+    return pa.system_memory_pool()
+
+
+def release_thread_memory() -> None:
+    """Hand the calling thread's freed Arrow memory back to the OS.
+
+    mimalloc keeps freed pages in per-thread heaps and returns only the calling
+    thread's, so each validation thread calls this after its block."""
+    pa.default_memory_pool().release_unused()
+
+
+@contextmanager
+def bounded_memory() -> Iterator[pa.MemoryPool]:
+    """For the duration of one file: the pinned Arrow pool as pyarrow's default, glibc malloc configured."""
+    _configure_glibc_malloc()
+    previous = pa.default_memory_pool()
+    pool = arrow_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield pool
+    finally:
+        pool.release_unused()
+        pa.set_memory_pool(previous)
