@@ -17,7 +17,6 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from include.music_kpis.airflow_compat import AirflowFailException, BaseHook
 from include.music_kpis.files import RawFile, batch_id_for, list_raw_files, raw_files_under, transformed_prefix
-from include.music_kpis.kpi_report import publish_report as publish_kpi_report
 from include.music_kpis.metadata_source import extract_tables
 from include.music_kpis.migrations import migrate
 from include.music_kpis.outcomes import LOADED, REJECTED, SKIPPED, FileOutcome, write_manifest
@@ -155,6 +154,9 @@ def rejection_report(outcomes: Sequence[dict[str, Any]] | None) -> str | None:
 
 def publish_report(run_id: str, backend: str) -> list[str]:
     """The KPI report of this run to the processed bucket: reports/runs/<run id>.html and reports/latest.html."""
+    # Imported here: Plotly is heavy, and the DAG file that imports this module is parsed often.
+    from include.music_kpis.kpi_report import publish_report as publish_kpi_report
+
     written = publish_kpi_report(run_id, backend)
     log.info("KPI report written to %s", ", ".join(written))
     return written
