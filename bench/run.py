@@ -53,7 +53,7 @@ if kind == "pandas":
 elif kind == "project":
     import logging
     logging.disable(logging.WARNING)
-    from bench.local_store import LocalStore
+    from localdev.folder_store import FolderStore
     from include.music_kpis.files import RawFile
     from include.music_kpis.transform import transform_file
 def peak_rss_mb():
@@ -72,7 +72,7 @@ elif kind == "pandas":
     transform_streams(csv_path, out)
 else:
     outcome = transform_file(RawFile("streams", "streams/bench.csv", "bench"), lambda: open(csv_path, "rb"),
-                             LocalStore(out), reject_threshold=0.05)
+                             FolderStore(out), reject_threshold=0.05)
     assert outcome.outcome == "loaded", outcome
 seconds = time.perf_counter() - start
 parts = sorted(p.stat().st_size for p in out.rglob("*.parquet") if "transformed" in p.parts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import shutil
 import uuid
 from functools import partial
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from include.music_kpis.files import RawFile
 from include.music_kpis.outcomes import LOADED, REJECTED
 from include.music_kpis.transform import process_raw_file, transform_file
+from localdev.folder_store import FolderStore
 from localdev.local_stack import MOTO_CREDENTIALS, REGION, create_buckets, s3_client
 
 HEADER = "user_id,track_id,listen_time\n"
@@ -201,18 +201,8 @@ def test_a_row_longer_than_a_block_is_read_with_larger_blocks(buckets) -> None:
     assert (outcome.outcome, outcome.rows_read, outcome.rows_quarantined) == (LOADED, 31, 1)
 
 
-class FolderStore:
-    """The processed bucket as a local folder (what the benchmark uses too)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def upload(self, local_path: Path, key: str) -> None:
-        (self.root / key).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_path, self.root / key)
-
-    def remove_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self.root / prefix, ignore_errors=True)
+class PartsFolder(FolderStore):
+    """The processed bucket as a local folder, listing the Parquet parts written under a prefix."""
 
     def parts(self, prefix: str) -> list[Path]:
         return sorted((self.root / prefix).glob("*.parquet"))
@@ -224,7 +214,7 @@ def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> No
     lines = [f"{i},t{i},2024-01-01 10:00:00\n" if i % 7 else f"x{i},t{i},2024-01-01 10:00:00\n" for i in range(1, 4001)]
     csv = tmp_path / "streams.csv"
     csv.write_text(HEADER + "".join(lines), encoding="utf-8")
-    store = FolderStore(tmp_path / "processed")
+    store = PartsFolder(tmp_path / "processed")
     raw = RawFile("streams", "streams/big.csv", "etag")
     outcome = transform_file(
         raw, partial(csv.open, "rb"), store, reject_threshold=0.2, block_bytes=4096, part_bytes=1, group_rows=500
@@ -249,7 +239,7 @@ def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> No
 def test_parts_of_an_earlier_attempt_are_cleared(tmp_path: Path) -> None:
     csv = tmp_path / "streams.csv"
     csv.write_text(HEADER + GOOD * 3, encoding="utf-8")
-    store = FolderStore(tmp_path / "processed")
+    store = PartsFolder(tmp_path / "processed")
     raw = RawFile("streams", "streams/retried.csv", "etag")
     stale = tmp_path / "processed" / f"quarantine/streams/{raw.file_id}/rows-00003.parquet"
     stale.parent.mkdir(parents=True)
@@ -324,7 +314,7 @@ class _BrokenStream(io.BytesIO):
 
 
 def test_an_unexpected_error_in_one_file_rejects_that_file(tmp_path: Path) -> None:
-    store = FolderStore(tmp_path / "processed")
+    store = PartsFolder(tmp_path / "processed")
     raw = RawFile("streams", "streams/odd.csv", "etag")
     body = (HEADER + GOOD * 3).encode()
     outcome = transform_file(
@@ -337,7 +327,7 @@ def test_an_unexpected_error_in_one_file_rejects_that_file(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("error", [ConnectionResetError("peer went away"), TimeoutError("read timed out")])
 def test_a_transient_error_is_raised_for_a_retry(tmp_path: Path, error: Exception) -> None:
-    store = FolderStore(tmp_path / "processed")
+    store = PartsFolder(tmp_path / "processed")
     raw = RawFile("streams", "streams/a.csv", "etag")
     with pytest.raises(type(error)):
         transform_file(raw, lambda: _BrokenStream((HEADER + GOOD).encode(), error), store, reject_threshold=0.05)

@@ -5,7 +5,6 @@ memory bound of an MWAA slot must not depend on the worker's core count."""
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from functools import partial
@@ -18,20 +17,9 @@ from include.music_kpis import transform
 from include.music_kpis.files import RawFile
 from include.music_kpis.outcomes import LOADED
 from include.music_kpis.task_memory import BLOCKS_IN_FLIGHT, VALIDATION_THREADS, arrow_pool
+from localdev.folder_store import FolderStore
 
 ROWS = 20_000
-
-
-class FolderStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def upload(self, local_path: Path, key: str) -> None:
-        (self.root / key).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_path, self.root / key)
-
-    def remove_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self.root / prefix, ignore_errors=True)
 
 
 @pytest.fixture

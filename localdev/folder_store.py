@@ -1,5 +1,5 @@
-"""A folder standing in for the processed bucket, so the benchmark measures the
-step itself, not an S3 stand-in."""
+"""A folder standing in for the processed bucket (transform.ProcessedStore), so the benchmark and
+the tests of a file's transform measure and check the step itself, not an S3 stand-in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 
-class LocalStore:
+class FolderStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
