@@ -17,21 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.incremental import render, run_sql, run_step
+from bench.incremental import STEPS, render, run_sql, run_step
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.migrations import migrate
-from include.music_kpis.warehouse import dimension_params
 from localdev.local_stack import PostgresTarget, postgres_server
 
 USERS, SONGS, DAYS = 5000, 2000, 5
 RUN_ID = "first_load"
-STEPS = [
-    ("upsert_users", "upsert_dimension.sql", dimension_params("users")),
-    ("upsert_songs", "upsert_dimension.sql", dimension_params("songs")),
-    ("load_streams", "load_streams.sql", {}),
-    ("record_batch", "record_batch.sql", {}),
-    ("refresh_kpis", "refresh_kpis.sql", {}),
-]
 
 STAGE = """
 INSERT INTO stg_files VALUES

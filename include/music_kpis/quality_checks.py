@@ -27,7 +27,7 @@ from airflow.providers.common.sql.operators.sql import (
     SQLTableCheckOperator,
 )
 
-from include.music_kpis.kpis import kpi_tables
+from include.music_kpis.kpis import KpiTable, kpi_tables
 from include.music_kpis.schemas import load_schema
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,10 @@ def log_checked_dates(context: Any) -> None:
     log.error("Check %s failed on the dates this run recomputed: %s", ti.task_id, ", ".join(dates))
 
 
-def column_mapping(table: str) -> dict[str, dict[str, Any]]:
+def column_mapping(kpi: KpiTable) -> dict[str, dict[str, Any]]:
     """SQLColumnCheckOperator's checks of a KPI table: its value ranges, and no NULL in a key column."""
-    key = next(kpi.key for kpi in kpi_tables() if kpi.name == table)
-    mapping = copy.deepcopy(VALUE_RANGES.get(table, {}))  # the operator writes results into it
-    for column in key:
+    mapping = copy.deepcopy(VALUE_RANGES.get(kpi.name, {}))  # the operator writes results into it
+    for column in kpi.key:
         mapping.setdefault(column, {})["null_check"] = {"equal_to": 0}
     return mapping
 
@@ -127,7 +126,7 @@ def quality_checks(conn_id: str) -> list[BaseSQLOperator]:
     for kpi in kpi_tables():
         checks.append(
             SQLColumnCheckOperator(
-                task_id=f"check_{kpi.name}_values", table=kpi.name, column_mapping=column_mapping(kpi.name), **common
+                task_id=f"check_{kpi.name}_values", table=kpi.name, column_mapping=column_mapping(kpi), **common
             )
         )
         rules = {name: {"check_statement": rule} for name, rule in ROW_RULES.get(kpi.name, {}).items()}

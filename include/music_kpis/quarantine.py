@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from include.music_kpis.files import quarantine_prefix
-from include.music_kpis.schemas import all_schemas
+from include.music_kpis.schemas import load_schema
 from include.music_kpis.spreadsheet import safe_cell
 
 # The quoted value at the end of a rule's reason ("user_id: not an integer (got 'abc')"):
@@ -73,8 +73,8 @@ def reason_counts(s3: Any, bucket: str, files: list[BatchFile]) -> Counter[tuple
 
 def local_csv_path(out_dir: Path, file: BatchFile) -> Path:
     """OUT/quarantine/<dataset>/<file>.csv: the raw key below its dataset's prefix, as a .csv."""
-    prefixes = [s.raw_prefix for s in all_schemas() if s.dataset == file.dataset]
-    prefix = next((p for p in prefixes if file.raw_key.startswith(p)), "")
+    prefix = load_schema(file.dataset).raw_prefix
+    prefix = prefix if file.raw_key.startswith(prefix) else ""
     name = re.sub(r"\.csv(\.gz)?$", "", file.raw_key[len(prefix) :], flags=re.IGNORECASE)
     return out_dir / "quarantine" / file.dataset / f"{name}.csv"
 

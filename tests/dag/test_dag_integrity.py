@@ -22,7 +22,7 @@ from include.music_kpis.redshift_copy import log_load_errors
 from include.music_kpis.settings import ALERTS_TOPIC_ARN, TASK_TIMEOUT_MINUTES
 from include.music_kpis.warehouse import SQL_DIR
 from tests.conftest import PROJECT_DIR
-from tests.helpers.dag import REPORT_DAG_ID, load_dag
+from tests.helpers.dag import CHECK_TASK_IDS, REPORT_DAG_ID, load_dag
 
 DAG_ID = "music_streaming_kpis"
 UPSTREAMS = {
@@ -41,17 +41,7 @@ UPSTREAMS = {
     "publish_report": {"export_kpis"},
     "report_rejected_files": {"publish_report", "validate_and_transform"},
     "recomputed_dates": {"refresh_kpis"},
-    **{
-        check: {"recomputed_dates"}
-        for check in (
-            "check_genre_kpis_values",
-            "check_genre_kpis_rows",
-            "check_hourly_kpis_values",
-            "check_hourly_kpis_rows",
-            "check_plays_reconcile",
-            "check_streams_keys_unique",
-        )
-    },
+    **{check: {"recomputed_dates"} for check in CHECK_TASK_IDS},
 }
 
 

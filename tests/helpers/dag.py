@@ -23,6 +23,15 @@ from tests.conftest import PROJECT_DIR
 
 DAG_ID = "music_streaming_kpis"
 REPORT_DAG_ID = "music_kpis_report"  # scheduled on the KPI Assets
+# The checks after loading, as the DAG must name them (include/music_kpis/quality_checks.py).
+CHECK_TASK_IDS = (
+    "check_genre_kpis_values",
+    "check_genre_kpis_rows",
+    "check_hourly_kpis_values",
+    "check_hourly_kpis_rows",
+    "check_plays_reconcile",
+    "check_streams_keys_unique",
+)
 
 
 def load_dag(monkeypatch: pytest.MonkeyPatch, backend: str, dag_id: str = DAG_ID):

@@ -16,17 +16,11 @@ from include.music_kpis.settings import ALERTS_TOPIC_ARN
 from localdev.local_stack import MOTO_CREDENTIALS, REGION
 from localdev.sample_data import generate
 from tests.conftest import Stack
+from tests.helpers.dag import CHECK_TASK_IDS
 
 pytestmark = pytest.mark.integration
 
-CHECKS = {
-    "check_genre_kpis_values",
-    "check_genre_kpis_rows",
-    "check_hourly_kpis_values",
-    "check_hourly_kpis_rows",
-    "check_plays_reconcile",
-    "check_streams_keys_unique",
-}
+CHECKS = set(CHECK_TASK_IDS)
 # check -> how refresh_kpis' rows are corrupted (a trigger's statement, after the KPI table is written).
 CORRUPTIONS = {
     # A diversity index above 1: a value out of range (SQLColumnCheckOperator).

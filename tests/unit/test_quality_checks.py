@@ -36,7 +36,7 @@ def test_partition_clause_renders_the_pulled_dates() -> None:
 
 def test_every_kpi_key_column_is_checked_for_nulls() -> None:
     for kpi in kpi_tables():
-        mapping = column_mapping(kpi.name)
+        mapping = column_mapping(kpi)
         assert all(mapping[column]["null_check"] == {"equal_to": 0} for column in kpi.key)
         assert set(mapping) <= set(kpi.column_names)
 
