@@ -34,6 +34,10 @@ MOTO_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "te
 # Redshift provisioned clusters run every transaction SERIALIZABLE (write skew aborts
 # with ERROR 1023); the local warehouse does too, so such faults show here first.
 SERIALIZABLE = "-c default_transaction_isolation=serializable"
+# Strings compare and sort by their UTF-8 bytes, as on Redshift (AWS: "Collation sequences": ORDER BY,
+# MIN, MAX and RANK use binary UTF-8 order). The "C" collation is that order, and PostgreSQL sorts it
+# by memcmp instead of the C library's strcoll, which makes the loads' sorts of text keys faster.
+CREATE_DATABASE = "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ class PostgresTarget:
                     cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
                 if cur.fetchone() is None:
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+                    cur.execute(sql.SQL(CREATE_DATABASE).format(sql.Identifier(dbname)))
         finally:
             admin.close()
         return self.with_database(dbname)

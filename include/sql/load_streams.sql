@@ -5,20 +5,29 @@
 {%- set dataset = 'streams' %}
 {%- set batch = batch_id_for(run_id) %}
 {%- set play = warehouse_columns('streams') | join(', ') %}
+{#- The fact table's key (schema.sql), and the play columns in its order. #}
+{%- set fact_key = ['listen_date'] + key_columns('streams') %}
+{%- set candidate = fact_key + (warehouse_columns('streams') | reject('in', fact_key) | list) %}
 {#- Redshift: the batch's plays are distributed like the fact table, so the
     repeat check and the append join slice-locally. #}
 {%- set by_user = ' DISTKEY (user_id)' if backend == 'redshift' else '' %}
 
 {% include '_batch_files.sql' %}
 
--- Candidates: the batch's plays and every parked play, once each.
+-- Candidates: the batch's plays and every parked play, once each. On
+-- PostgreSQL in the fact key's order, which the sort that finds the repeats
+-- gives for nothing and the candidates keep until they are appended: new index
+-- entries then land page after page within the batch's dates, not at random.
 DROP TABLE IF EXISTS tmp_plays;
 CREATE TEMP TABLE tmp_plays{{ by_user }} AS
-SELECT {% for c in warehouse_columns('streams') %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+SELECT {% for c in candidate %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
 FROM stg_streams s
 JOIN tmp_streams_files f ON f.file_id = s.file_id
 UNION
-SELECT {{ play }} FROM streams_parked;
+SELECT {{ candidate | join(', ') }} FROM streams_parked
+{%- if backend == 'postgres' %}
+ORDER BY {{ fact_key | join(', ') }}
+{%- endif %};
 
 {%- if backend == 'postgres' %}
 
@@ -74,11 +83,49 @@ WHERE NOT EXISTS (
           AND s.listen_date = l.listen_date
           AND s.track_id = l.track_id);
 
--- In key order: new index entries land page after page within the batch's
--- dates instead of at random.
+{%- if backend == 'postgres' %}
+
+-- PostgreSQL, into an empty fact table (a first load): its key's index is
+-- dropped and built once after the insert, one sort instead of an index insert
+-- per play. The same transaction puts it back, so no reader sees the table
+-- without it, and the key is the one the catalog had (nothing restated here).
+DROP TABLE IF EXISTS tmp_streams_key;
+CREATE TEMP TABLE tmp_streams_key AS
+SELECT conname, pg_get_constraintdef(oid) AS definition
+FROM pg_constraint
+WHERE conrelid = 'streams'::regclass AND contype = 'p'
+  AND NOT EXISTS (SELECT 1 FROM streams);
+
+DO $$
+DECLARE
+    fact_key record;
+BEGIN
+    FOR fact_key IN SELECT conname FROM tmp_streams_key LOOP
+        EXECUTE format('ALTER TABLE streams DROP CONSTRAINT %I', fact_key.conname);
+    END LOOP;
+END
+$$;
+{%- endif %}
+
+-- PostgreSQL: in the candidates' order (above). Redshift: in date order, so
+-- the appended blocks cover few dates before automatic vacuum sorts them.
 INSERT INTO streams ({{ play }})
 SELECT {{ play }} FROM tmp_loadable
-ORDER BY listen_date, {{ key_columns('streams') | join(', ') }};
+{%- if backend == 'redshift' %}
+ORDER BY {{ fact_key | join(', ') }}
+{%- endif %};
+{%- if backend == 'postgres' %}
+
+DO $$
+DECLARE
+    fact_key record;
+BEGIN
+    FOR fact_key IN SELECT conname, definition FROM tmp_streams_key LOOP
+        EXECUTE format('ALTER TABLE streams ADD CONSTRAINT %I %s', fact_key.conname, fact_key.definition);
+    END LOOP;
+END
+$$;
+{%- endif %}
 
 INSERT INTO kpi_dirty_dates (listen_date)
 SELECT DISTINCT listen_date FROM tmp_loadable

@@ -56,10 +56,11 @@ CREATE TABLE stg_{{ dataset }} (
 {% include 'migrations/_bookkeeping_tables.sql' %}
 {%- if backend == 'postgres' %}
 
--- PostgreSQL indexes for the incremental steps (Redshift relies on sort keys):
--- a batch's staged rows and manifest are read by file and by batch.
-CREATE INDEX stg_users_file_idx ON stg_users (file_id);
-CREATE INDEX stg_songs_file_idx ON stg_songs (file_id);
-CREATE INDEX stg_streams_file_idx ON stg_streams (file_id);
+-- PostgreSQL: staging is transient, written without WAL; the four tables
+-- together, so that a crash empties them together (docs/warehouse-design.md).
+-- Each step reads the whole of staging (one batch): no index but the manifest's.
+{%- for table in ['stg_files', 'stg_users', 'stg_songs', 'stg_streams'] %}
+ALTER TABLE {{ table }} SET UNLOGGED;
+{%- endfor %}
 CREATE INDEX stg_files_batch_idx ON stg_files (batch_id);
 {%- endif %}

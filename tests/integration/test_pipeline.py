@@ -35,6 +35,10 @@ def test_sample_data_end_to_end(stack, sample_raw: Path, tmp_path: Path) -> None
     assert summary["loaded_files"] == sorted(p.relative_to(sample_raw).as_posix() for p in sample_raw.rglob("*.csv"))
     assert summary["streams_rows"] == len(expected_tables(sample_raw).streams)
     assert summary["parked_streams"] == 0
+    # A first load appends without the fact key's index and builds it after (load_streams.sql): it is back.
+    assert stack.query(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'streams'::regclass AND contype = 'p'"
+    ) == [("PRIMARY KEY (listen_date, user_id, track_id, listen_time)",)]
     # Processed bucket layout (contract section 1): validated and transformed Parquet per file.
     keys = stack.processed_keys()
     for dataset in ("users", "songs", "streams"):

@@ -143,7 +143,7 @@ def test_failed_migration_leaves_its_changes_out(warehouse) -> None:
 
 
 def catalog(conn) -> dict[str, list]:
-    """The schema as PostgreSQL's catalog has it: columns, constraints and indexes, without generated names."""
+    """The schema as PostgreSQL's catalog has it: columns, constraints, indexes, persistence; no generated names."""
     columns = rows(
         conn,
         "SELECT table_name, ordinal_position, column_name, data_type, character_maximum_length, is_nullable, "
@@ -159,7 +159,13 @@ def catalog(conn) -> dict[str, list]:
         "SELECT tablename, regexp_replace(indexdef, 'INDEX \\S+ ON', 'INDEX ON') FROM pg_indexes "
         "WHERE schemaname = current_schema() ORDER BY 1, 2",
     )
-    return {"columns": columns, "constraints": constraints, "indexes": indexes}
+    # p: logged, u: unlogged (staging, version 5)
+    persistence = rows(
+        conn,
+        "SELECT relname, relpersistence FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+        "AND relkind = 'r' ORDER BY 1",
+    )
+    return {"columns": columns, "constraints": constraints, "indexes": indexes, "persistence": persistence}
 
 
 @pytest.mark.integration

@@ -30,11 +30,11 @@ from sqlglot import exp
 from include.music_kpis.airflow_compat import AirflowFailException
 from include.music_kpis.exports import export_jobs, export_key
 from include.music_kpis.files import batch_id_for, transformed_prefix
-from include.music_kpis.kpi_report import report_query
 from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.migrations import migrate
 from include.music_kpis.operators import KpiUnloadOperator
 from include.music_kpis.redshift_copy import COLUMNAR_COPY_PARAMETERS
+from include.music_kpis.report_data import report_query
 from include.music_kpis.settings import REDSHIFT_COPY_CONN_ID
 from include.music_kpis.tasks import staging_tables
 from include.music_kpis.warehouse import SQL_DIR
@@ -493,6 +493,24 @@ def test_write_skew_aborts_locally_as_on_redshift(warehouse) -> None:
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.integration
+def test_local_warehouse_orders_strings_by_their_utf8_bytes_as_redshift(warehouse) -> None:
+    """AWS "Collation sequences": Redshift has no locale collation; ORDER BY, MIN, MAX and RANK use
+    binary UTF-8 order (ties between tracks are broken by it, so KPIs depend on it). A locale's
+    order would put 'a' before 'B' and 'é' near 'e'. The "C" collation is that order and lets
+    PostgreSQL sort text keys by memcmp (local_stack.CREATE_DATABASE)."""
+    words = ["b", "B", "a", "é", "e", "Z", "zz", "_x", "ß", "日本", "😀", "10", "9"]
+    conn = warehouse.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT w FROM unnest(%s::text[]) AS w ORDER BY w", (words,))
+            assert [row[0] for row in cur.fetchall()] == sorted(words, key=lambda w: w.encode())
+            cur.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+            assert cur.fetchone()[0] == "C"
+    finally:
+        conn.close()
 
 
 class _Variables:
