@@ -32,9 +32,9 @@ from typing import Any
 
 from include.music_kpis.exports import csv_value, write_kpi_csv
 from include.music_kpis.files import batch_id_for, ignored_reason
-from include.music_kpis.kpi_report import load_report_data, render_report
 from include.music_kpis.kpis import kpi_tables
 from include.music_kpis.quarantine import BatchFile, reason_counts, write_local_csvs
+from include.music_kpis.report_data import report_keys, run_files
 from include.music_kpis.schemas import all_schemas
 from include.music_kpis.settings import METADATA_SOURCE, SOURCE_CONN_ID
 from include.music_kpis.warehouse import SQL_DIR
@@ -223,6 +223,18 @@ def export_kpis(warehouse: PostgresTarget, out_dir: Path) -> dict[str, list[tupl
     return exported
 
 
+def copy_published_report(s3: Any, bucket: str, run_id: str, path: Path) -> bool:
+    """OUT/report.html: the report the run's publish_report task wrote to the processed bucket
+    (the S3 stand-in goes away with the run); False when the run stopped before it."""
+    path.unlink(missing_ok=True)  # never a previous run's report
+    try:
+        body = s3.get_object(Bucket=bucket, Key=report_keys(run_id)[0])["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return False
+    path.write_bytes(body)
+    return True
+
+
 # Reasons listed on the terminal; OUT/quarantine/ and the report have them all.
 COMMON_REASONS = 10
 
@@ -264,7 +276,7 @@ def write_outputs(
     processed_bucket: str = PROCESSED_BUCKET_NAME,
 ) -> int:
     """After a run: OUT's KPI CSVs, run_summary.json (contract section 6), quarantine/ and
-    report.html, the report on the terminal, and the exit status (1 when a file was rejected
+    report.html (the one the run published), the report on the terminal, and the exit status (1 when a file was rejected
     or the run did not succeed; `resume` says how to finish it). Shared by `make demo` and
     `make run`; the processed bucket at `s3_endpoint` is still up."""
     batch = batch_id_for(run_id)
@@ -274,13 +286,8 @@ def write_outputs(
     kpis = export_kpis(warehouse, out_dir)
     (out_dir / "run_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     s3 = s3_client(s3_endpoint)
-    data = load_report_data(
-        lambda statement: query(warehouse, statement),
-        "postgres",
-        run_id,
-        lambda files: reason_counts(s3, processed_bucket, files),
-    )
-    (out_dir / "report.html").write_text(render_report(data), encoding="utf-8")
+    files = run_files(lambda statement: query(warehouse, statement), "postgres", run_id)
+    report_written = copy_published_report(s3, processed_bucket, run_id, out_dir / "report.html")
     for kpi in kpi_tables():
         rows = kpis[kpi.name]
         print(f"\n{kpi.name} ({len(rows)} rows)\n" + format_table(kpi.column_names, rows, 40))
@@ -288,8 +295,11 @@ def write_outputs(
         rows, loaded, parked, repeats = streams[0]
         print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
     print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
-    write_quarantine(s3, processed_bucket, data.files, data.reasons, out_dir)
-    print(f"\nKPI report: {out_dir / 'report.html'} (one file; opens offline in any browser)")
+    write_quarantine(s3, processed_bucket, files, reason_counts(s3, processed_bucket, files), out_dir)
+    if report_written:
+        print(f"\nKPI report: {out_dir / 'report.html'} (one file; opens offline in any browser)")
+    else:
+        print("\nNo KPI report: the run stopped before its publish_report task.")
     print(f"\nDAG run {run_id}: {state}. Output in {out_dir}")
     if rejected:
         lines = "\n".join(f"  {key}: {reason}" for key, reason in rejected)

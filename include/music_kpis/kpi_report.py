@@ -12,19 +12,16 @@ as Plotly labels (Plotly reads tags such as ``<a>`` and ``<b>`` in labels and
 shows entities as text), and the chart data sits in JSON script blocks with
 ``<``, ``>`` and ``&`` written as ``\\u`` escapes.
 
-``make demo`` and ``make run`` write OUT/report.html (localdev/demo.py); in
-production the DAG's ``publish_report`` task writes it to the processed
-bucket (:func:`publish_report`).
+The DAG's ``publish_report`` task writes it to the processed bucket
+(:func:`publish_report`); ``make demo`` and ``make run`` copy that file to
+OUT/report.html. What it shows is loaded by report_data.py.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import plotly.graph_objects as go
@@ -34,58 +31,13 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from include.music_kpis.airflow_compat import BaseHook
-from include.music_kpis.files import batch_id_for
-from include.music_kpis.quarantine import BatchFile, reason_counts
-from include.music_kpis.settings import (
-    AWS_CONN_ID,
-    REPORT_LATEST_KEY,
-    REPORTS_PREFIX,
-    WAREHOUSE_CONN_ID,
-    RuntimeSettings,
-)
-from include.music_kpis.warehouse import sql_environment
-
-Records = Callable[[str], Sequence[Sequence[Any]]]
-ReasonCounts = Callable[[list[BatchFile]], Counter[tuple[str, str]]]
+from include.music_kpis.quarantine import reason_counts
+from include.music_kpis.report_data import ReportData, load_report_data, report_keys
+from include.music_kpis.settings import AWS_CONN_ID, WAREHOUSE_CONN_ID, RuntimeSettings
 
 OUTCOMES = ("loaded", "skipped", "rejected")
 # Reasons shown on the chart; the rest are summed into one bar.
 SHOWN_REASONS = 15
-_HEX = re.compile(r"[0-9a-f]+")
-
-
-@dataclass(frozen=True)
-class ReportData:
-    run_id: str
-    generated_at: str
-    genre_days: list[tuple]  # listen_date, track_genre, total_plays, unique_listeners
-    hours: list[tuple]  # listen_date, listen_hour, total_plays, unique_listeners, track_diversity_index
-    top_artists: list[tuple]  # listen_hour, top_artist, dates_on_top
-    top_tracks: list[tuple]  # track_genre, top_track_id, track_name, artists, dates_on_top
-    files: list[BatchFile] = field(default_factory=list)
-    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)  # (dataset, reason kind) -> rows
-
-
-def report_query(name: str, backend: str, **params: str) -> str:
-    return sql_environment(backend).get_template(f"kpi_report/{name}.sql").render(**params)
-
-
-def load_report_data(records: Records, backend: str, run_id: str, reason_counts: ReasonCounts) -> ReportData:
-    """Everything the report shows; `records` runs one query on the warehouse."""
-    batch_id = batch_id_for(run_id)
-    if not _HEX.fullmatch(batch_id):  # rendered into run_files.sql
-        raise ValueError(f"not a batch id: {batch_id!r}")
-    files = [BatchFile(*row) for row in records(report_query("run_files", backend, batch_id=batch_id))]
-    return ReportData(
-        run_id=run_id,
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        genre_days=[tuple(r) for r in records(report_query("genre_days", backend))],
-        hours=[tuple(r) for r in records(report_query("hours", backend))],
-        top_artists=[tuple(r) for r in records(report_query("top_artist_by_hour", backend))],
-        top_tracks=[tuple(r) for r in records(report_query("top_track_by_genre", backend))],
-        files=files,
-        reasons=reason_counts(files),
-    )
 
 
 def label(value: Any) -> str:
@@ -414,12 +366,6 @@ def render_report(data: ReportData) -> str:
 </body>
 </html>
 """
-
-
-def report_keys(run_id: str) -> tuple[str, str]:
-    """(this run's key, the stable key) of the report in the processed bucket."""
-    safe_run_id = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
-    return f"{REPORTS_PREFIX}runs/{safe_run_id}.html", REPORT_LATEST_KEY
 
 
 def publish_report(run_id: str, backend: str) -> list[str]:

@@ -28,8 +28,8 @@ from cfnlint.config import ManualArgs
 
 from include.music_kpis.exports import export_key, unload_prefix
 from include.music_kpis.files import manifest_prefix, quarantine_prefix, transformed_prefix, validated_prefix
-from include.music_kpis.kpi_report import report_keys
 from include.music_kpis.kpis import kpi_tables
+from include.music_kpis.report_data import report_keys
 from include.music_kpis.schemas import DATASETS, load_schema
 from include.music_kpis.settings import AWS_CONN_ID, BACKEND, REDSHIFT_COPY_CONN_ID, WAREHOUSE_CONN_ID
 

@@ -6,8 +6,8 @@ import random
 from collections import Counter
 from datetime import date, timedelta
 
-from include.music_kpis.kpi_report import ReportData
 from include.music_kpis.quarantine import BatchFile
+from include.music_kpis.report_data import ReportData
 
 # Names from the data that must show as text: markup, script, a formula, an entity.
 HOSTILE_GENRE = "<script>window.pwned=1</script>"
