@@ -498,9 +498,10 @@ def test_write_skew_aborts_locally_as_on_redshift(warehouse) -> None:
 @pytest.mark.integration
 def test_local_warehouse_orders_strings_by_their_utf8_bytes_as_redshift(warehouse) -> None:
     """AWS "Collation sequences": Redshift has no locale collation; ORDER BY, MIN, MAX and RANK use
-    binary UTF-8 order (ties between tracks are broken by it, so KPIs depend on it). A locale's
-    order would put 'a' before 'B' and 'é' near 'e'. The "C" collation is that order and lets
-    PostgreSQL sort text keys by memcmp (local_stack.CREATE_DATABASE)."""
+    binary UTF-8 order. A locale's order would put 'a' before 'B' and 'é' near 'e'. The KPIs' tie
+    breaks say COLLATE "C" themselves (the byte_order macro, for any WAREHOUSE_URL database); the
+    local database's "C" collation makes every other comparison match too and lets PostgreSQL
+    sort text keys by memcmp (local_stack.CREATE_DATABASE)."""
     words = ["b", "B", "a", "é", "e", "Z", "zz", "_x", "ß", "日本", "😀", "10", "9"]
     conn = warehouse.connect()
     try:
