@@ -139,7 +139,7 @@ def music_streaming_kpis() -> None:
         # None recomputed: nothing to check, the checks are skipped.
         return quality_checks.recomputed_dates(rows)
 
-    checks = quality_checks.quality_checks(settings.WAREHOUSE_CONN_ID)
+    checks = quality_checks.quality_checks(settings.WAREHOUSE_CONN_ID, BACKEND)
 
     if BACKEND == "redshift":
         export_kpis = KpiUnloadOperator.partial(

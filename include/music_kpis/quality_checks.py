@@ -8,8 +8,10 @@ and skips the checks when there are none), so their cost follows the batch, not 
   diversity index in (0, 1], hours in 0..23;
 - ``check_<kpi table>_rows`` (SQLTableCheckOperator): unique listeners and tracks at most the plays;
 - ``check_plays_reconcile``: for each date, the plays in every KPI table equal the rows in streams;
-- ``check_streams_keys_unique``: no two rows of the fact table share its key (Redshift does not
-  enforce primary keys).
+- ``check_streams_keys_unique``: no two rows of the fact table share its key. Redshift does not
+  enforce primary keys, so there the rows are counted per key; PostgreSQL enforces the fact
+  table's primary key, so there the check is that this key is in place (no count of 5M keys to
+  prove what the database already guarantees).
 
 A failed check fails its task, which names the check; its log names the dates it checked.
 """
@@ -28,7 +30,7 @@ from airflow.providers.common.sql.operators.sql import (
 )
 
 from include.music_kpis.kpis import KpiTable, kpi_tables
-from include.music_kpis.schemas import load_schema
+from include.music_kpis.warehouse import FACT_TABLE, fact_key
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,6 @@ ROW_RULES: dict[str, dict[str, str]] = {
         "tracks_within_plays": "unique_tracks <= total_plays",
     },
 }
-FACT_TABLE = "streams"
 PLAYS_COLUMN = "total_plays"  # a KPI table with it is reconciled with the fact table
 
 
@@ -109,13 +110,23 @@ def reconciliation_checks() -> dict[str, dict[str, str]]:
     return {"plays_match_streams": {"check_statement": rule}}
 
 
-def fact_keys() -> str:
-    """A derived table: per key of the fact table (and its date), how many rows hold it."""
-    key = ", ".join(load_schema(FACT_TABLE).key)
-    return f"(SELECT listen_date, COUNT(*) AS copies FROM {FACT_TABLE} GROUP BY listen_date, {key}) AS fact_keys"
+def fact_keys(backend: str) -> str:
+    """A derived table: per date of the fact table, ``copies`` is 1 when no two of its rows share a key."""
+    key = ", ".join(fact_key())
+    if backend == "redshift":  # primary keys are informational: count the rows of each key
+        return f"(SELECT listen_date, COUNT(*) AS copies FROM {FACT_TABLE} GROUP BY {key}) AS fact_keys"
+    # PostgreSQL refuses a second row with the key of its primary key: the key must be that one.
+    enforced = (
+        f"SELECT 1 FROM pg_constraint WHERE conrelid = '{FACT_TABLE}'::regclass AND contype = 'p' "
+        f"AND convalidated AND pg_get_constraintdef(oid) = 'PRIMARY KEY ({key})'"
+    )
+    return (
+        f"(SELECT listen_date, CASE WHEN EXISTS ({enforced}) THEN 1 ELSE 0 END AS copies "
+        f"FROM (SELECT DISTINCT listen_date FROM {FACT_TABLE}) AS dates) AS fact_keys"
+    )
 
 
-def quality_checks(conn_id: str) -> list[BaseSQLOperator]:
+def quality_checks(conn_id: str, backend: str) -> list[BaseSQLOperator]:
     """The check tasks, in the DAG being defined."""
     common: dict[str, Any] = {
         "conn_id": conn_id,
@@ -141,7 +152,7 @@ def quality_checks(conn_id: str) -> list[BaseSQLOperator]:
     checks.append(
         SQLTableCheckOperator(
             task_id="check_streams_keys_unique",
-            table=fact_keys(),
+            table=fact_keys(backend),
             checks={"one_row_per_key": {"check_statement": "copies = 1"}},
             **common,
         )

@@ -5,9 +5,11 @@
 {%- set dataset = 'streams' %}
 {%- set batch = batch_id_for(run_id) %}
 {%- set play = warehouse_columns('streams') | join(', ') %}
-{#- The fact table's key (schema.sql), and the play columns in its order. #}
-{%- set fact_key = ['listen_date'] + key_columns('streams') %}
-{%- set candidate = fact_key + (warehouse_columns('streams') | reject('in', fact_key) | list) %}
+{#- The play columns in the fact key's order (schema.sql), the date last: sorted
+    so, the candidates come out in the key's order while nearly every comparison
+    ends at the time (the date, shared by a whole day of plays, would not end any). #}
+{%- set play_key = fact_key()[1:] %}
+{%- set candidate = play_key + (warehouse_columns('streams') | reject('in', play_key) | list) %}
 {#- Redshift: the batch's plays are distributed like the fact table, so the
     repeat check and the append join slice-locally. #}
 {%- set by_user = ' DISTKEY (user_id)' if backend == 'redshift' else '' %}
@@ -17,7 +19,8 @@
 -- Candidates: the batch's plays and every parked play, once each. On
 -- PostgreSQL in the fact key's order, which the sort that finds the repeats
 -- gives for nothing and the candidates keep until they are appended: new index
--- entries then land page after page within the batch's dates, not at random.
+-- entries then land page after page within the batch's dates, not at random,
+-- and a first load's key index is built from rows already in its order.
 DROP TABLE IF EXISTS tmp_plays;
 CREATE TEMP TABLE tmp_plays{{ by_user }} AS
 SELECT {% for c in candidate %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
@@ -26,7 +29,7 @@ JOIN tmp_streams_files f ON f.file_id = s.file_id
 UNION
 SELECT {{ candidate | join(', ') }} FROM streams_parked
 {%- if backend == 'postgres' %}
-ORDER BY {{ fact_key | join(', ') }}
+ORDER BY {{ play_key | join(', ') }}
 {%- endif %};
 
 {%- if backend == 'postgres' %}
@@ -53,11 +56,9 @@ WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
 -- file counts at most its good rows (read less quarantined, in the manifest).
 DROP TABLE IF EXISTS tmp_stream_stats;
 CREATE TEMP TABLE tmp_stream_stats AS
-SELECT (SELECT COALESCE(SUM(LEAST(staged, good)), 0)
-        FROM (SELECT f.file_id, COUNT(*) AS staged, MAX(f.rows_read - f.rows_quarantined) AS good
-              FROM stg_streams s
-              JOIN tmp_streams_files f ON f.file_id = s.file_id
-              GROUP BY f.file_id) per_file
+SELECT (SELECT COALESCE(SUM(LEAST(per_file.staged, f.rows_read - f.rows_quarantined)), 0)
+        FROM (SELECT file_id, COUNT(*) AS staged FROM stg_streams GROUP BY file_id) per_file
+        JOIN tmp_streams_files f ON f.file_id = per_file.file_id
        ) AS stream_rows,
        (SELECT COUNT(*) FROM tmp_plays t
         WHERE NOT EXISTS (
@@ -112,7 +113,7 @@ $$;
 INSERT INTO streams ({{ play }})
 SELECT {{ play }} FROM tmp_loadable
 {%- if backend == 'redshift' %}
-ORDER BY {{ fact_key | join(', ') }}
+ORDER BY {{ fact_key() | join(', ') }}
 {%- endif %};
 {%- if backend == 'postgres' %}
 

@@ -25,7 +25,7 @@ CREATE TABLE {{ dataset }} (
 -- the batch's dates.
 CREATE TABLE streams (
     {{ dataset_columns('streams', sort_column='listen_date') }},
-    PRIMARY KEY (listen_date, {{ key_columns('streams') | join(', ') }})
+    PRIMARY KEY ({{ fact_key() | join(', ') }})
 ){% if backend == 'redshift' %} DISTKEY (user_id) COMPOUND SORTKEY (listen_date, listen_hour, user_id){% endif %};
 
 -- Plays whose user or track is not in the warehouse yet; retried every run.

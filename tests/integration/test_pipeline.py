@@ -38,7 +38,7 @@ def test_sample_data_end_to_end(stack, sample_raw: Path, tmp_path: Path) -> None
     # A first load appends without the fact key's index and builds it after (load_streams.sql): it is back.
     assert stack.query(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'streams'::regclass AND contype = 'p'"
-    ) == [("PRIMARY KEY (listen_date, user_id, track_id, listen_time)",)]
+    ) == [("PRIMARY KEY (listen_date, listen_time, user_id, track_id)",)]  # the fact key (warehouse.fact_key)
     # Processed bucket layout (contract section 1): validated and transformed Parquet per file.
     keys = stack.processed_keys()
     for dataset in ("users", "songs", "streams"):
