@@ -66,21 +66,33 @@ SELECT (SELECT COALESCE(SUM(LEAST(per_file.staged, f.rows_read - f.rows_quaranti
                 WHERE {{ same_key('streams', 'p', 't') }})
        ) AS new_plays;
 
-DROP TABLE IF EXISTS tmp_loadable;
-CREATE TEMP TABLE tmp_loadable{{ by_user }} AS
-SELECT {{ play }}
+-- A candidate whose user or song is unknown is parked (unless it is already),
+-- and leaves the candidates: those left are the plays to load. Unknowns are
+-- few, so this writes little, where a table of the loadable plays would copy
+-- every play of the batch once more.
+{%- macro unknown(alias) -%}
+(NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = {{ alias }}.user_id)
+       OR NOT EXISTS (SELECT 1 FROM songs s WHERE s.track_id = {{ alias }}.track_id))
+{%- endmacro %}
+INSERT INTO streams_parked ({{ play }}, parked_batch_id)
+SELECT {{ play }}, '{{ batch }}'
 FROM tmp_plays t
-WHERE EXISTS (SELECT 1 FROM users u WHERE u.user_id = t.user_id)
-  AND EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id);
+WHERE {{ unknown('t') }}
+  AND NOT EXISTS (
+        SELECT 1 FROM streams_parked p
+        WHERE {{ same_key('streams', 'p', 't') }});
+
+DELETE FROM tmp_plays
+WHERE {{ unknown('tmp_plays') }};
 
 -- The songs' play dates that this batch adds, found in the fact table within
 -- the batch's dates (before its plays go in), so the cost follows the batch.
 INSERT INTO song_play_dates (track_id, listen_date)
 SELECT DISTINCT l.track_id, l.listen_date
-FROM tmp_loadable l
+FROM tmp_plays l
 WHERE NOT EXISTS (
         SELECT 1 FROM streams s
-        WHERE s.listen_date IN (SELECT DISTINCT listen_date FROM tmp_loadable)
+        WHERE s.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
           AND s.listen_date = l.listen_date
           AND s.track_id = l.track_id);
 
@@ -111,7 +123,7 @@ $$;
 -- PostgreSQL: in the candidates' order (above). Redshift: in date order, so
 -- the appended blocks cover few dates before automatic vacuum sorts them.
 INSERT INTO streams ({{ play }})
-SELECT {{ play }} FROM tmp_loadable
+SELECT {{ play }} FROM tmp_plays
 {%- if backend == 'redshift' %}
 ORDER BY {{ fact_key() | join(', ') }}
 {%- endif %};
@@ -129,25 +141,16 @@ $$;
 {%- endif %}
 
 INSERT INTO kpi_dirty_dates (listen_date)
-SELECT DISTINCT listen_date FROM tmp_loadable
+SELECT DISTINCT listen_date FROM tmp_plays
 WHERE listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);
 
--- Parked plays that loaded leave the parking; new unknowns join it.
+-- Parked plays that loaded leave the parking.
 DELETE FROM streams_parked
-USING tmp_loadable
-WHERE {{ same_key('streams', 'streams_parked', 'tmp_loadable') }};
-
-INSERT INTO streams_parked ({{ play }}, parked_batch_id)
-SELECT {{ play }}, '{{ batch }}'
-FROM tmp_plays t
-WHERE (NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = t.user_id)
-       OR NOT EXISTS (SELECT 1 FROM songs s WHERE s.track_id = t.track_id))
-  AND NOT EXISTS (
-        SELECT 1 FROM streams_parked p
-        WHERE {{ same_key('streams', 'p', 't') }});
+USING tmp_plays
+WHERE {{ same_key('streams', 'streams_parked', 'tmp_plays') }};
 
 INSERT INTO etl_batches (batch_id, stream_rows, streams_loaded, streams_parked, stream_repeats_skipped)
-SELECT '{{ batch }}', stream_rows, (SELECT COUNT(*) FROM tmp_loadable), (SELECT COUNT(*) FROM streams_parked),
+SELECT '{{ batch }}', stream_rows, (SELECT COUNT(*) FROM tmp_plays), (SELECT COUNT(*) FROM streams_parked),
        stream_rows - new_plays
 FROM tmp_stream_stats
 WHERE NOT EXISTS (SELECT 1 FROM etl_batches WHERE batch_id = '{{ batch }}');
