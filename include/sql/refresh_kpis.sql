@@ -16,10 +16,11 @@ DELETE FROM {{ kpi.name }} WHERE listen_date IN (SELECT listen_date FROM kpi_dir
 -- The plays of the dirty dates counted per (date, hour, track), with the
 -- columns of the track's song that some KPI names (KpiTable.identifiers).
 -- A song's columns are functions of its track, so every KPI but a distinct
--- count of listeners is an aggregate of these rows weighted by `plays`: a
--- few hundred thousand rows for millions of plays, made by one pass over the
--- plays, where a copy of every play was read again for each KPI. The inner
--- join keeps the plays whose song is known, as the listener counts do.
+-- count of listeners is an aggregate of these rows, each weighing its
+-- `plays`: a few hundred thousand rows for millions of plays, made by one
+-- pass over them, instead of a copy of every play read again by each KPI.
+-- The inner join keeps the plays whose song is known, as the listener
+-- counts (the KPIs' only other reads of streams) do.
 {%- set kpi_words = namespace(names=[]) %}
 {%- for kpi in kpi_tables() %}{% set kpi_words.names = kpi_words.names + kpi.identifiers %}{% endfor %}
 DROP TABLE IF EXISTS tmp_kpi_track_hours;

@@ -1,5 +1,6 @@
 """KPI tables as data: the YAML of each makes its DDL, INSERT column list and export;
-a warehouse whose KPI table differs from its YAML gets it made anew and recomputed."""
+a warehouse whose KPI table differs from its YAML gets it made anew and recomputed;
+the refresh, which reads plays per track and hour, keeps every rule of a per-play count."""
 
 from __future__ import annotations
 
