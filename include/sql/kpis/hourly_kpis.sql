@@ -23,7 +23,7 @@ FROM (
     JOIN (
         SELECT listen_date, listen_hour, CAST(SUM(plays) AS BIGINT) AS total_plays, COUNT(*) AS unique_tracks
         FROM (
-            SELECT listen_date, listen_hour, track_id, SUM(plays) AS plays
+            SELECT listen_date, listen_hour, track_id, CAST(SUM(plays) AS BIGINT) AS plays
             FROM tmp_kpi_track_hours
             GROUP BY listen_date, listen_hour, track_id
         ) per_track
