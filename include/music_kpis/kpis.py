@@ -66,7 +66,7 @@ class KpiTable:
     @property
     def identifiers(self) -> list[str]:
         """Every word of its SQL (and of the KPI macros it may include): refresh_kpis.sql
-        gives tmp_kpi_plays the song columns that some KPI names, and no others."""
+        gives tmp_kpi_track_hours the song columns that some KPI names, and no others."""
         return sorted(_identifiers(KPI_DIR / f"{self.name}.sql") | _identifiers(*KPI_DIR.glob("_*.sql")))
 
     def export_query(self, backend: str = "postgres") -> str:

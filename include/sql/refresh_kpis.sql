@@ -1,9 +1,9 @@
 -- Recompute the KPI tables for the dirty dates only, in one transaction. For
 -- every date it touches the result equals a computation from scratch. Each
 -- KPI table is one file pair in kpis/: <table>.yaml (its columns) and
--- <table>.sql (the SELECT that computes them, from tmp_kpi_plays). Its last
--- statement returns the dates it recomputed: the checks after loading check
--- those dates only (include/music_kpis/quality_checks.py).
+-- <table>.sql (the SELECT that computes them, mostly from tmp_kpi_track_hours
+-- below). Its last statement returns the dates it recomputed: the checks
+-- after loading check those dates only (include/music_kpis/quality_checks.py).
 {%- if backend == 'postgres' %}
 -- The recompute reads the fact table for these dates only; fresh statistics
 -- on them let the planner use the key's listen_date prefix.
@@ -13,22 +13,31 @@ ANALYZE kpi_dirty_dates;
 DELETE FROM {{ kpi.name }} WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
 {%- endfor %}
 
--- Every play of the dirty dates with the columns of its song that some KPI
--- names (KpiTable.identifiers): a KPI reading another column gets it too, and
--- a first load does not copy every song column into every play.
+-- The plays of the dirty dates counted per (date, hour, track), with the
+-- columns of the track's song that some KPI names (KpiTable.identifiers).
+-- A song's columns are functions of its track, so every KPI but a distinct
+-- count of listeners is an aggregate of these rows, each weighing its
+-- `plays`: a few hundred thousand rows for millions of plays, made by one
+-- pass over them, instead of a copy of every play read again by each KPI.
+-- The inner join keeps the plays whose song is known, as the listener
+-- counts (the KPIs' only other reads of streams) do.
 {%- set kpi_words = namespace(names=[]) %}
 {%- for kpi in kpi_tables() %}{% set kpi_words.names = kpi_words.names + kpi.identifiers %}{% endfor %}
-DROP TABLE IF EXISTS tmp_kpi_plays;
-CREATE TEMP TABLE tmp_kpi_plays AS
-SELECT p.listen_date, p.listen_hour, p.user_id,
-       {% for c in warehouse_columns('songs') if c == 'track_id' or c in kpi_words.names %}s."{{ c }}"{{ ", " if not loop.last }}{% endfor %}
-FROM streams p
-JOIN songs s ON s.track_id = p.track_id
-WHERE p.listen_date IN (SELECT listen_date FROM kpi_dirty_dates);
+DROP TABLE IF EXISTS tmp_kpi_track_hours;
+CREATE TEMP TABLE tmp_kpi_track_hours AS
+SELECT p.listen_date, p.listen_hour, p.track_id, p.plays
+       {%- for c in warehouse_columns('songs') if c != 'track_id' and c in kpi_words.names %}, s."{{ c }}"{% endfor %}
+FROM (
+    SELECT listen_date, listen_hour, track_id, COUNT(*) AS plays
+    FROM streams
+    WHERE listen_date IN (SELECT listen_date FROM kpi_dirty_dates)
+    GROUP BY listen_date, listen_hour, track_id
+) p
+JOIN songs s ON s.track_id = p.track_id;
 {%- if backend == 'postgres' %}
 
 -- Statistics for the KPI queries' plans (a temp table has none until analyzed).
-ANALYZE tmp_kpi_plays;
+ANALYZE tmp_kpi_track_hours;
 {%- endif %}
 {%- for kpi in kpi_tables() %}
 

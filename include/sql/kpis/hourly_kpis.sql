@@ -1,24 +1,32 @@
--- hourly_kpis of the dirty dates, from tmp_kpi_plays (see refresh_kpis.sql):
--- one SELECT, its columns in the order of hourly_kpis.yaml.
+-- hourly_kpis of the dirty dates (see refresh_kpis.sql): one SELECT, its
+-- columns in the order of hourly_kpis.yaml. Plays, tracks and the leading
+-- artist come from tmp_kpi_track_hours (plays per date, hour and track); only
+-- the listeners need the plays themselves.
 {% from 'kpis/_most_played.sql' import join_most_played with context -%}
 SELECT h.listen_date, h.listen_hour, h.unique_listeners, h.total_plays, h.unique_tracks,
        CAST(h.unique_tracks AS DOUBLE PRECISION) / h.total_plays, leading_artist.artists
 FROM (
-    -- Distinct counts as counts of groups (hash aggregates over the plays),
-    -- not COUNT(DISTINCT), which PostgreSQL answers by sorting every play.
-    SELECT l.listen_date, l.listen_hour, l.unique_listeners, l.total_plays, t.unique_tracks
+    -- Distinct counts as counts of groups (hash aggregates), not COUNT(DISTINCT),
+    -- which PostgreSQL answers by sorting.
+    SELECT l.listen_date, l.listen_hour, l.unique_listeners, t.total_plays, t.unique_tracks
     FROM (
-        SELECT listen_date, listen_hour, COUNT(*) AS unique_listeners, CAST(SUM(plays) AS BIGINT) AS total_plays
+        -- The plays whose song is known, as tmp_kpi_track_hours counts them.
+        SELECT listen_date, listen_hour, COUNT(*) AS unique_listeners
         FROM (
-            SELECT listen_date, listen_hour, user_id, COUNT(*) AS plays
-            FROM tmp_kpi_plays
-            GROUP BY listen_date, listen_hour, user_id
+            SELECT DISTINCT p.listen_date, p.listen_hour, p.user_id
+            FROM streams p
+            WHERE p.listen_date IN (SELECT listen_date FROM kpi_dirty_dates)
+              AND EXISTS (SELECT 1 FROM songs s WHERE s.track_id = p.track_id)
         ) per_listener
         GROUP BY listen_date, listen_hour
     ) l
     JOIN (
-        SELECT listen_date, listen_hour, COUNT(*) AS unique_tracks
-        FROM (SELECT DISTINCT listen_date, listen_hour, track_id FROM tmp_kpi_plays) per_track
+        SELECT listen_date, listen_hour, CAST(SUM(plays) AS BIGINT) AS total_plays, COUNT(*) AS unique_tracks
+        FROM (
+            SELECT listen_date, listen_hour, track_id, CAST(SUM(plays) AS BIGINT) AS plays
+            FROM tmp_kpi_track_hours
+            GROUP BY listen_date, listen_hour, track_id
+        ) per_track
         GROUP BY listen_date, listen_hour
     ) t ON t.listen_date = l.listen_date AND t.listen_hour = l.listen_hour
 ) h
