@@ -391,11 +391,15 @@ def _run_dag_child(result: Path) -> int:
     """The child of dag_process(): parses the DAGs, then runs the DAG in the environment the
     parent hands over on stdin (end of input without it: the parent's set-up failed, no run).
     The parent reports an interruption, not this process."""
+    # Until the run starts this process holds nothing to clean up: an interruption ends it
+    # at once, and quietly even in the middle of an import.
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(INTERRUPTED))
     try:
         dagbag = parse_dags()
         environment = sys.stdin.readline()
         if not environment:
             return 1
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.update(json.loads(environment))
         run_id, state = run_dag(dagbag)
     except KeyboardInterrupt:
