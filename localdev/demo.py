@@ -11,12 +11,16 @@ The DAG runs in a child process: Airflow's task runner takes over SIGTERM in
 the process that runs tasks, so only a parent that runs none can always turn
 Ctrl-C or SIGTERM into a clean stop (the child first, then the S3 stand-in and
 PostgreSQL, by the context managers that started them). Exit status 130 then;
-the next `make demo` resumes from the state in `.local/`.
+the next `make demo` resumes from the state in `.local/`. The child starts
+first and imports Airflow and parses the DAGs while the parent starts the
+stack; then the parent hands it the run's connections and variables on its
+stdin (never on a command line).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -25,7 +29,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,7 +39,7 @@ from typing import Any
 from include.music_kpis.exports import csv_value, write_kpi_csv
 from include.music_kpis.files import batch_id_for, ignored_reason
 from include.music_kpis.kpis import kpi_tables
-from include.music_kpis.quarantine import BatchFile, reason_counts, write_local_csvs
+from include.music_kpis.quarantine import BatchFile, write_local_csvs
 from include.music_kpis.report_data import report_keys, run_files
 from include.music_kpis.schemas import all_schemas
 from include.music_kpis.settings import METADATA_SOURCE, SOURCE_CONN_ID
@@ -45,6 +51,7 @@ from localdev.local_stack import (
     airflow_environment,
     connection_environment,
     create_buckets,
+    deployment_environment,
     moto_server,
     postgres_server,
     s3_client,
@@ -71,9 +78,8 @@ def airflow_home_environment(state_dir: Path) -> dict[str, str]:
 
 def ensure_airflow_db(env: dict[str, str]) -> None:
     """Create or upgrade Airflow's own metadata DB (SQLite) once per Airflow version."""
-    import airflow
-
-    marker = Path(env["AIRFLOW_HOME"]) / f".migrated-{airflow.__version__}"
+    # The installed version without importing Airflow (seconds) in a process that runs no task.
+    marker = Path(env["AIRFLOW_HOME"]) / f".migrated-{version('apache-airflow')}"
     if marker.exists():
         return
     subprocess.run(
@@ -85,15 +91,20 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
     marker.touch()
 
 
-def run_dag() -> tuple[str, str]:
-    """Run the DAG once through dag.test(); returns (run_id, state)."""
+def parse_dags() -> Any:
+    """The DagBag of dags/, its DAGs recorded in Airflow's database."""
     from include.music_kpis.airflow_compat import dag_bag
 
     dagbag = dag_bag(str(PROJECT_DIR / "dags"))
     if dagbag.import_errors:
         raise RuntimeError(f"DAG import errors: {dagbag.import_errors}")
     register_dags(dagbag)
-    run = dagbag.get_dag(DAG_ID).test()
+    return dagbag
+
+
+def run_dag(dagbag: Any | None = None) -> tuple[str, str]:
+    """Run the DAG once through dag.test() (dags/ parsed now unless given); returns (run_id, state)."""
+    run = (dagbag or parse_dags()).get_dag(DAG_ID).test()
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 
@@ -117,32 +128,59 @@ CHILD_STOP_SECONDS = 10
 INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
 
 
-def run_dag_in_child() -> tuple[str, str]:
-    """run_dag() in a child process (same environment); stops it on KeyboardInterrupt."""
+RunDag = Callable[[dict[str, str]], tuple[str, str]]
+
+
+@contextmanager
+def dag_process() -> Iterator[RunDag]:
+    """A child process that imports Airflow and parses the DAGs (in this process's environment:
+    Airflow's home and the deployment choices the DAG files read) while the caller starts the
+    stack; yields run(environment) -> (run_id, state), which hands it the run's environment
+    (connections, variables) and waits for its run. Stopped on the way out if still running."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "run.json"
-        child = subprocess.Popen([sys.executable, "-m", "localdev.demo", "--run-dag-to", str(result)])
+        child = subprocess.Popen(
+            [sys.executable, "-m", "localdev.demo", "--run-dag-to", str(result)], stdin=subprocess.PIPE, text=True
+        )
+
+        def run(environment: dict[str, str]) -> tuple[str, str]:
+            try:
+                hand_over(child, environment)
+                code = child.wait()
+            except BaseException:
+                stop_child(child)
+                raise
+            if code != 0 or not result.exists():
+                raise RuntimeError(f"the DAG run stopped with exit status {code}; see the log above")
+            answer = json.loads(result.read_text(encoding="utf-8"))
+            return answer["run_id"], answer["state"]
+
         try:
-            code = child.wait()
-        except BaseException:
+            yield run
+        finally:
             stop_child(child)
-            raise
-        if code != 0 or not result.exists():
-            raise RuntimeError(f"the DAG run stopped with exit status {code}; see the log above")
-        answer = json.loads(result.read_text(encoding="utf-8"))
-    return answer["run_id"], answer["state"]
+
+
+def hand_over(child: subprocess.Popen, environment: dict[str, str]) -> None:
+    """The run's environment to the waiting child: one JSON line on its stdin, then end of input."""
+    assert child.stdin is not None
+    with suppress(BrokenPipeError):  # it stopped already: its exit status says why
+        child.stdin.write(json.dumps(environment) + "\n")
+        child.stdin.close()
 
 
 def stop_child(child: subprocess.Popen) -> None:
     """SIGINT (Airflow's task runner keeps SIGTERM for itself), then SIGKILL after CHILD_STOP_SECONDS."""
-    if child.poll() is not None:
-        return
-    child.send_signal(signal.SIGINT)
-    try:
-        child.wait(CHILD_STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+    if child.poll() is None:
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(CHILD_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    if child.stdin is not None:
+        with suppress(BrokenPipeError):
+            child.stdin.close()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -239,13 +277,12 @@ def copy_published_report(s3: Any, bucket: str, run_id: str, path: Path) -> bool
 COMMON_REASONS = 10
 
 
-def write_quarantine(
-    s3: Any, bucket: str, files: list[BatchFile], counts: Counter[tuple[str, str]], out_dir: Path
-) -> None:
+def write_quarantine(s3: Any, bucket: str, files: list[BatchFile], out_dir: Path) -> None:
     """OUT/quarantine/<dataset>/<file>.csv from the quarantine Parquet of this run's files (the
     S3 stand-in goes away with the run), and the most common reasons on the terminal."""
     shutil.rmtree(out_dir / "quarantine", ignore_errors=True)  # this run's rows only
-    if not write_local_csvs(s3, bucket, files, out_dir) or not counts:
+    counts = write_local_csvs(s3, bucket, files, out_dir)
+    if not counts:
         return
     common = counts.most_common(COMMON_REASONS)
     print(f"\nQuarantined rows by reason ({sum(counts.values())} rows; each with its row number and reason in "
@@ -295,7 +332,7 @@ def write_outputs(
         rows, loaded, parked, repeats = streams[0]
         print(f"\nStream rows this run: {rows} read, {loaded} plays loaded, {repeats} repeats skipped, {parked} parked")
     print("\nrun_summary.json\n" + json.dumps(summary, indent=2))
-    write_quarantine(s3, processed_bucket, files, reason_counts(s3, processed_bucket, files), out_dir)
+    write_quarantine(s3, processed_bucket, files, out_dir)
     if report_written:
         print(f"\nKPI report: {out_dir / 'report.html'} (one file; opens offline in any browser)")
     else:
@@ -331,7 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     """`make demo`; Ctrl-C or SIGTERM at any moment stops it cleanly (exit status 130)."""
     args = parser().parse_args(argv)
     if args.run_dag_to:
-        return _run_dag_child(args.run_dag_to)
+        code = _run_dag_child(args.run_dag_to)
+        # The interpreter's last garbage collection would walk Airflow's objects for seconds,
+        # freeing nothing this process needs freed: exit handlers still run, the OS takes the rest.
+        gc.freeze()
+        return code
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _main(args)
@@ -347,9 +388,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_dag_child(result: Path) -> int:
-    """The child of run_dag_in_child: the parent reports an interruption, not this process."""
+    """The child of dag_process(): parses the DAGs, then runs the DAG in the environment the
+    parent hands over on stdin (end of input without it: the parent's set-up failed, no run).
+    The parent reports an interruption, not this process."""
+    # Until the run starts this process holds nothing to clean up: an interruption ends it
+    # at once, and quietly even in the middle of an import.
+    signal.signal(signal.SIGINT, lambda signum, frame: os._exit(INTERRUPTED))
     try:
-        run_id, state = run_dag()
+        dagbag = parse_dags()
+        environment = sys.stdin.readline()
+        if not environment:
+            return 1
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.environ.update(json.loads(environment))
+        run_id, state = run_dag(dagbag)
     except KeyboardInterrupt:
         return INTERRUPTED
     result.write_text(json.dumps({"run_id": run_id, "state": state}), encoding="utf-8")
@@ -366,23 +418,26 @@ def _main(args: argparse.Namespace) -> int:
     airflow_env = airflow_home_environment(state_dir)
     if not args.verbose:
         airflow_env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    # What the DAG files read when parsed is known now, so the DAG's process parses them while the stack starts.
+    airflow_env.update(deployment_environment())
+    airflow_env[METADATA_SOURCE.environment_variable] = args.metadata_source
     os.environ.update(airflow_env)
     ensure_airflow_db(airflow_env)
 
-    with postgres_server(state_dir) as server, moto_server() as endpoint:
+    # An interruption stops the DAG's process (run_dag_with), then the S3 stand-in and PostgreSQL.
+    with dag_process() as run_dag_with, postgres_server(state_dir) as server, moto_server() as endpoint:
         warehouse = server if os.environ.get("WAREHOUSE_URL") else server.create_database(WAREHOUSE_DATABASE)
         create_buckets(endpoint, RAW_BUCKET_NAME, PROCESSED_BUCKET_NAME)
-        os.environ.update(airflow_environment(endpoint, warehouse))
-        os.environ[METADATA_SOURCE.environment_variable] = args.metadata_source
+        run_environment = airflow_environment(endpoint, warehouse)
         skip: tuple[str, ...] = ()
         if args.metadata_source == "rds_postgres":
-            os.environ.update(seed_source_database(server, data))
+            run_environment.update(seed_source_database(server, data))
             skip = ("metadata/",)  # users and tracks come from the source database
         uploaded = upload_folder(endpoint, data, RAW_BUCKET_NAME, skip_prefixes=skip)
         print(f"Uploaded {len(uploaded)} raw file(s) from {data} to s3://{RAW_BUCKET_NAME} (moto at {endpoint})")
         for key, reason in not_read(uploaded):
             print(f"Ignored {key}: {reason}", file=sys.stderr)
-        run_id, state = run_dag_in_child()
+        run_id, state = run_dag_with(run_environment)
         resume = f"Run `make demo` again (same DATA) to finish it: the state is in {state_dir}."
         return write_outputs(warehouse, run_id, state, out_dir, resume, endpoint)
 

@@ -259,6 +259,11 @@ def connection_environment(conn_id: str) -> str:
     return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
+def deployment_environment() -> dict[str, str]:
+    """The [music_kpis] deployment choices of the local stack that the DAG files read when parsed."""
+    return {BACKEND.environment_variable: "postgres"}
+
+
 def airflow_environment(endpoint_url: str, warehouse: PostgresTarget) -> dict[str, str]:
     """AIRFLOW_CONN_* / AIRFLOW_VAR_* pointing the DAG at the local stand-ins."""
     aws = {
@@ -270,7 +275,7 @@ def airflow_environment(endpoint_url: str, warehouse: PostgresTarget) -> dict[st
     return {
         connection_environment(AWS_CONN_ID): json.dumps(aws),
         connection_environment(WAREHOUSE_CONN_ID): warehouse.airflow_connection(),
-        BACKEND.environment_variable: "postgres",
+        **deployment_environment(),
         variable_environment(RAW_BUCKET.name): RAW_BUCKET_NAME,
         variable_environment(PROCESSED_BUCKET.name): PROCESSED_BUCKET_NAME,
         # awswrangler and boto3 outside Airflow connections (none expected) stay local too.

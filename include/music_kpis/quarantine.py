@@ -59,15 +59,22 @@ def quarantine_parts(s3: Any, bucket: str, file: BatchFile) -> Iterator[Any]:
         yield pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
+def _counts_reasons(file: BatchFile) -> bool:
+    """Rows of loaded files are counted by reason; a rejected file's own reason is in the ledger."""
+    return file.outcome == "loaded" and file.rows_quarantined > 0
+
+
+def _count_reasons(counts: Counter[tuple[str, str]], dataset: str, part: Any) -> None:
+    for reason in part.column("reason").to_pylist():
+        counts[dataset, reason_kind(reason)] += 1
+
+
 def reason_counts(s3: Any, bucket: str, files: list[BatchFile]) -> Counter[tuple[str, str]]:
     """(dataset, reason kind) -> quarantined rows, over the loaded files of a run."""
     counts: Counter[tuple[str, str]] = Counter()
-    for file in files:
-        if file.rows_quarantined == 0 or file.outcome != "loaded":
-            continue
+    for file in filter(_counts_reasons, files):
         for part in quarantine_parts(s3, bucket, file):
-            for reason in part.column("reason").to_pylist():
-                counts[file.dataset, reason_kind(reason)] += 1
+            _count_reasons(counts, file.dataset, part)
     return counts
 
 
@@ -79,9 +86,10 @@ def local_csv_path(out_dir: Path, file: BatchFile) -> Path:
     return out_dir / "quarantine" / file.dataset / f"{name}.csv"
 
 
-def write_local_csvs(s3: Any, bucket: str, files: list[BatchFile], out_dir: Path) -> list[Path]:
-    """Each file's quarantined rows (row number, reason, raw record) as a CSV under OUT/quarantine/."""
-    written = []
+def write_local_csvs(s3: Any, bucket: str, files: list[BatchFile], out_dir: Path) -> Counter[tuple[str, str]]:
+    """Each file's quarantined rows (row number, reason, raw record) as a CSV under OUT/quarantine/;
+    returns reason_counts(files), counted from the same reads."""
+    counts: Counter[tuple[str, str]] = Counter()
     for file in files:
         path = local_csv_path(out_dir, file)
         handle = None
@@ -91,9 +99,10 @@ def write_local_csvs(s3: Any, bucket: str, files: list[BatchFile], out_dir: Path
                 handle = path.open("w", encoding="utf-8", newline="")
                 writer = csv.writer(handle, lineterminator="\n")
                 writer.writerow(QUARANTINE_CSV_COLUMNS)
-                written.append(path)
             for row in part.select(["source_row", "reason", "record"]).to_pylist():
                 writer.writerow([row["source_row"], safe_cell(row["reason"]), safe_cell(row["record"])])
+            if _counts_reasons(file):
+                _count_reasons(counts, file.dataset, part)
         if handle is not None:
             handle.close()
-    return written
+    return counts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -157,7 +158,9 @@ def test_make_demo_outputs(stack, sample_raw: Path, tmp_path: Path, monkeypatch:
     assert_kpis_equal(read_kpi_csv(out / "hourly_kpis.csv"), expected.hourly_kpis)
 
 
-def test_report_quarantine_and_exports_of_a_run(stack, sample_raw: Path, tmp_path: Path) -> None:
+def test_report_quarantine_and_exports_of_a_run(
+    stack, sample_raw: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """OUT/report.html and OUT/quarantine/ (write_outputs, shared by make demo and make run), and the
     production outputs of the same run: exports/ (export_kpis) and reports/ (publish_report)."""
     streams = sample_raw / "streams" / "streams1.csv"
@@ -174,6 +177,10 @@ def test_report_quarantine_and_exports_of_a_run(stack, sample_raw: Path, tmp_pat
     quarantined = (out / "quarantine" / "streams" / "streams1.csv").read_text(encoding="utf-8").splitlines()
     assert quarantined[0] == "row,reason,record"
     assert quarantined[1].startswith(f"{len(rows)},user_id: ")  # the data row number: header is row 0
+    # The terminal's reason counts, read from the same quarantine Parquet as the CSV.
+    printed = capsys.readouterr().out
+    assert "Quarantined rows by reason (1 rows;" in printed
+    assert re.search(r"^ +1  streams: user_id: [^(]+$", printed, re.MULTILINE), printed
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count('class="chart"') == 8 and "quarantine-reasons-data" in page
     # exports/: the same bytes as OUT's files (one query, one writer), at stable keys.
