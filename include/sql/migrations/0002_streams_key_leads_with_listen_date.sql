@@ -4,19 +4,7 @@
 -- Redshift primary keys are informational only (nothing to rebuild): the sort
 -- key does that work (docs/warehouse-design.md).
 {% if backend == 'postgres' %}
-DO $$
-DECLARE
-    pkey record;
-BEGIN
-    SELECT conname, pg_get_constraintdef(oid) AS def INTO pkey
-    FROM pg_constraint WHERE conrelid = 'streams'::regclass AND contype = 'p';
-    IF pkey.def <> 'PRIMARY KEY (listen_date, user_id, track_id, listen_time)' THEN
-        EXECUTE format(
-            'ALTER TABLE streams DROP CONSTRAINT %I, ADD PRIMARY KEY (listen_date, user_id, track_id, listen_time)',
-            pkey.conname);
-    END IF;
-END
-$$;
+{% with key = 'listen_date, user_id, track_id, listen_time' %}{% include 'migrations/_streams_primary_key.sql' %}{% endwith %}
 
 DROP INDEX IF EXISTS streams_listen_date_idx;
 {% endif %}

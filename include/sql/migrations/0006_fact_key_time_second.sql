@@ -7,17 +7,5 @@
 -- warehouses made before the change. On Redshift primary keys are informational
 -- only and their column order changes nothing: nothing to do there.
 {% if backend == 'postgres' %}
-DO $$
-DECLARE
-    pkey record;
-BEGIN
-    SELECT conname, pg_get_constraintdef(oid) AS def INTO pkey
-    FROM pg_constraint WHERE conrelid = 'streams'::regclass AND contype = 'p';
-    IF pkey.def <> 'PRIMARY KEY (listen_date, listen_time, user_id, track_id)' THEN
-        EXECUTE format(
-            'ALTER TABLE streams DROP CONSTRAINT %I, ADD PRIMARY KEY (listen_date, listen_time, user_id, track_id)',
-            pkey.conname);
-    END IF;
-END
-$$;
+{% with key = 'listen_date, listen_time, user_id, track_id' %}{% include 'migrations/_streams_primary_key.sql' %}{% endwith %}
 {% endif %}
