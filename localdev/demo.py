@@ -150,6 +150,8 @@ def dag_process() -> Iterator[RunDag]:
             except BaseException:
                 stop_child(child)
                 raise
+            if code == INTERRUPTED:  # the DAG's process was interrupted (this one may ignore SIGINT: a background job)
+                raise KeyboardInterrupt("the DAG's process")
             if code != 0 or not result.exists():
                 raise RuntimeError(f"the DAG run stopped with exit status {code}; see the log above")
             answer = json.loads(result.read_text(encoding="utf-8"))
