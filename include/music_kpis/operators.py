@@ -3,10 +3,11 @@
 S3ParquetToPostgresOperator stands for S3ToRedshiftOperator: the same mapped
 shape (``table``, ``s3_bucket``, ``s3_key`` prefix) and the same semantics as
 Redshift ``COPY ... FORMAT AS PARQUET`` with ``APPEND``: every Parquet object
-under the prefix is appended, columns matched by position, all objects in one
-transaction. Each object is streamed into COPY one row group at a time: a
-thread turns the next row groups into CSV while PostgreSQL parses the text
-already sent, and only a few row groups are held at once.
+under the prefix is appended, columns matched by position and type
+(binary_copy.py), all objects in one transaction. Each object is streamed
+into a binary COPY one row group at a time: a thread encodes the next row
+groups while PostgreSQL stores the rows already sent, and only a few row
+groups are held at once.
 
 KpiUnloadOperator is RedshiftToS3Operator with the UNLOAD options of
 exports.py, leaving its one CSV at a stable key; PostgresToS3CsvOperator stands
@@ -24,13 +25,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow.csv as pacsv
+import pyarrow as pa
 import pyarrow.parquet as pq
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.transfers.redshift_to_s3 import RedshiftToS3Operator
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseOperator
 
+from include.music_kpis.binary_copy import binary_copy_stream, check_columns
 from include.music_kpis.exports import UNLOADED_SUFFIX, write_kpi_csv
 
 
@@ -60,14 +62,17 @@ class S3ParquetToPostgresOperator(BaseOperator):
     def execute(self, context: Any) -> int:
         s3 = S3Hook(aws_conn_id=self.aws_conn_id)
         keys = sorted(k for k in s3.list_keys(self.s3_bucket, prefix=self.s3_key) if k.endswith(".parquet"))
-        statement = f"COPY {_qualified(self.schema, self.table)} FROM STDIN WITH (FORMAT csv, HEADER true)"
+        table = _qualified(self.schema, self.table)
+        statement = f"COPY {table} FROM STDIN WITH (FORMAT binary)"
         conn = PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()
         rows = 0
         try:
             with conn.cursor() as cursor:
+                columns = _table_columns(cursor, table)
                 for key in keys:
                     parquet = pq.ParquetFile(io.BytesIO(s3.get_key(key, self.s3_bucket).get()["Body"].read()))
-                    _copy_from(cursor, statement, _CsvStream(_csv_row_groups(parquet)))
+                    check_columns(parquet.schema_arrow, columns, f"s3://{self.s3_bucket}/{key}", table)
+                    _copy_from(cursor, statement, _ChunkStream(_ahead(binary_copy_stream(_row_groups(parquet)))))
                     rows += parquet.metadata.num_rows
             conn.commit()
         finally:
@@ -154,65 +159,79 @@ def _qualified(schema: str | None, table: str) -> str:
     return ".".join(f'"{n}"' for n in names)
 
 
-# Row groups converted ahead of COPY: enough to keep both sides busy.
-_ROW_GROUPS_AHEAD = 2
+def _table_columns(cursor: Any, table: str) -> list[tuple[str, str]]:
+    """(name, SQL type) of each column of ``table``, in its order."""
+    cursor.execute(
+        "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        (table,),
+    )
+    return [(name, sql_type) for name, sql_type in cursor.fetchall()]
 
 
-def _csv_row_groups(parquet: pq.ParquetFile) -> Iterator[bytes]:
-    """The CSV text of a Parquet file, header first, one row group at a time, converted on a
-    thread ahead of the consumer (pyarrow releases the GIL while PostgreSQL parses)."""
-    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_ROW_GROUPS_AHEAD)
+def _row_groups(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
+    for group in range(parquet.num_row_groups):
+        yield parquet.read_row_group(group)
+
+
+# Chunks made ahead of COPY: enough to keep both sides busy.
+_CHUNKS_AHEAD = 2
+
+
+def _ahead(chunks: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """The chunks of ``chunks``, made on a thread ahead of the consumer (pyarrow and numpy
+    release the GIL while PostgreSQL stores the rows already sent)."""
+    queued: queue.Queue[bytes | memoryview | BaseException | None] = queue.Queue(maxsize=_CHUNKS_AHEAD)
     stop = threading.Event()
 
-    def offer(item: bytes | BaseException | None) -> bool:
+    def offer(item: bytes | memoryview | BaseException | None) -> bool:
         """Queue an item unless the consumer has stopped; False once it has."""
         while not stop.is_set():
             try:
-                chunks.put(item, timeout=0.1)
+                queued.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def convert() -> None:
+    def make() -> None:
         try:
-            for group in range(max(parquet.num_row_groups, 1)):
-                table = parquet.read_row_group(group) if parquet.num_row_groups else parquet.schema_arrow.empty_table()
-                buffer = io.BytesIO()
-                pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=group == 0))
-                if not offer(buffer.getvalue()):
+            for chunk in chunks:
+                if not offer(chunk):
                     return
             offer(None)
         except BaseException as error:  # handed to the consumer, raised there
             offer(error)
 
-    converter = threading.Thread(target=convert, name="parquet-to-csv", daemon=True)
-    converter.start()
+    maker = threading.Thread(target=make, name="copy-chunks", daemon=True)
+    maker.start()
     try:
-        while (chunk := chunks.get()) is not None:
+        while (chunk := queued.get()) is not None:
             if isinstance(chunk, BaseException):
                 raise chunk
             yield chunk
     finally:
         stop.set()
-        converter.join()
+        maker.join()
 
 
-class _CsvStream(io.RawIOBase):
+class _ChunkStream(io.RawIOBase):
     """A file object over byte chunks, as COPY FROM STDIN reads it."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes | memoryview]) -> None:
         super().__init__()
-        self.chunks, self.current, self.offset = chunks, b"", 0
+        self.chunks, self.offset = chunks, 0
+        self.current: bytes | memoryview = b""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while self.offset >= len(self.current):
-            self.current, self.offset = next(self.chunks, b""), 0
-            if not self.current:
+        while self.offset >= len(self.current):  # an empty chunk is not the end: None is
+            chunk = next(self.chunks, None)
+            if chunk is None:
                 return 0
+            self.current, self.offset = chunk, 0
         size = min(len(buffer), len(self.current) - self.offset)
         buffer[:size] = self.current[self.offset : self.offset + size]
         self.offset += size
