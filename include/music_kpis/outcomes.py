@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import boto3
 import pyarrow as pa
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from include.music_kpis.files import (
     manifest_prefix,
@@ -56,7 +56,7 @@ class FileOutcome:
         return asdict(self)
 
 
-def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket: str, session: boto3.Session) -> str:
+def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket: str, s3: S3Hook) -> str:
     """Write the batch's file list as Parquet for stg_files; returns its key prefix."""
     rows = [
         {
@@ -73,6 +73,6 @@ def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket:
         for o in outcomes
     ]
     prefix = manifest_prefix(batch_id)
-    store = S3ProcessedStore(processed_bucket, session)
+    store = S3ProcessedStore(processed_bucket, s3)
     put_table(store, pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), f"{prefix}files.parquet")
     return prefix
