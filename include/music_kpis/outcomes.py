@@ -7,16 +7,18 @@ data; the load steps read it to know which files to load and record.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from include.music_kpis.files import (
     manifest_prefix,
 )
 from include.music_kpis.parquet_parts import S3ProcessedStore, put_table
 from include.music_kpis.reasons import safe_reason
+
+if TYPE_CHECKING:  # passed in: see parquet_parts
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 # What a batch does with a raw file; the same words in the manifest, the ledger
 # and the batch log. A file is "loaded" once it passed validation: the load

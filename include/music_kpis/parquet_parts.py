@@ -12,13 +12,15 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from include.music_kpis.task_memory import release_thread_memory
+
+if TYPE_CHECKING:  # passed in: the transform runs (and is benchmarked) without importing Airflow
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 
 class ProcessedStore(Protocol):

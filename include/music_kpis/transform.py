@@ -25,10 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
 from include.music_kpis.csv_reader import EmptyFile, RawBatch, csv_stream, decode_batch, read_batches, read_header
@@ -52,6 +51,9 @@ from include.music_kpis.validation import (
     plan_header,
     validate_chunk,
 )
+
+if TYPE_CHECKING:  # passed in: the transform itself runs, and is benchmarked, without Airflow
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 log = logging.getLogger(__name__)
 
