@@ -264,20 +264,27 @@ def deployment_environment() -> dict[str, str]:
     return {BACKEND.environment_variable: "postgres"}
 
 
+def aws_connection(endpoint_url: str) -> str:
+    """The AWS connection (JSON) of the local stack: every S3 call of the tasks goes
+    through it (S3Hook honours the endpoint_url extra), so they all reach moto."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": MOTO_CREDENTIALS["aws_access_key_id"],
+            "password": MOTO_CREDENTIALS["aws_secret_access_key"],
+            "extra": {"endpoint_url": endpoint_url, "region_name": REGION},
+        }
+    )
+
+
 def airflow_environment(endpoint_url: str, warehouse: PostgresTarget) -> dict[str, str]:
     """AIRFLOW_CONN_* / AIRFLOW_VAR_* pointing the DAG at the local stand-ins."""
-    aws = {
-        "conn_type": "aws",
-        "login": MOTO_CREDENTIALS["aws_access_key_id"],
-        "password": MOTO_CREDENTIALS["aws_secret_access_key"],
-        "extra": {"endpoint_url": endpoint_url, "region_name": REGION},
-    }
     return {
-        connection_environment(AWS_CONN_ID): json.dumps(aws),
+        connection_environment(AWS_CONN_ID): aws_connection(endpoint_url),
         connection_environment(WAREHOUSE_CONN_ID): warehouse.airflow_connection(),
         **deployment_environment(),
         variable_environment(RAW_BUCKET.name): RAW_BUCKET_NAME,
         variable_environment(PROCESSED_BUCKET.name): PROCESSED_BUCKET_NAME,
-        # awswrangler and boto3 outside Airflow connections (none expected) stay local too.
+        # A boto3 client made outside the Airflow connection (none expected) stays local too.
         "AWS_DEFAULT_REGION": REGION,
     }

@@ -225,9 +225,10 @@ def airflow_env(paths: Paths, config: StackConfig) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{config.url}/execution/",
         "AIRFLOW__API__BASE_URL": config.url,
         # A laptop, not a fleet: one uvicorn worker (default 4), and no more tasks at once
-        # than cores (default 32): every task process imports pyarrow and awswrangler, and
-        # a dozen of them importing at once on two cores took longer than the 30 s
-        # DagBag import timeout, which then failed the tasks (hence also 120 s).
+        # than cores (default 32): every task process imports pyarrow and the providers
+        # (and then pandas too), and a dozen of them importing at once on two cores took
+        # longer than the 30 s DagBag import timeout, which then failed the tasks (hence
+        # also 120 s).
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2)),
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",

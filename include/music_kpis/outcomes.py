@@ -7,9 +7,8 @@ data; the load steps read it to know which files to load and record.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import pyarrow as pa
 
 from include.music_kpis.files import (
@@ -17,6 +16,9 @@ from include.music_kpis.files import (
 )
 from include.music_kpis.parquet_parts import S3ProcessedStore, put_table
 from include.music_kpis.reasons import safe_reason
+
+if TYPE_CHECKING:  # passed in: see parquet_parts
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 # What a batch does with a raw file; the same words in the manifest, the ledger
 # and the batch log. A file is "loaded" once it passed validation: the load
@@ -56,7 +58,7 @@ class FileOutcome:
         return asdict(self)
 
 
-def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket: str, session: boto3.Session) -> str:
+def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket: str, s3: S3Hook) -> str:
     """Write the batch's file list as Parquet for stg_files; returns its key prefix."""
     rows = [
         {
@@ -73,6 +75,6 @@ def write_manifest(batch_id: str, outcomes: list[FileOutcome], processed_bucket:
         for o in outcomes
     ]
     prefix = manifest_prefix(batch_id)
-    store = S3ProcessedStore(processed_bucket, session)
+    store = S3ProcessedStore(processed_bucket, s3)
     put_table(store, pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA), f"{prefix}files.parquet")
     return prefix

@@ -12,14 +12,15 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import awswrangler as wr
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include.music_kpis.task_memory import release_thread_memory
+
+if TYPE_CHECKING:  # passed in: the transform runs (and is benchmarked) without importing Airflow
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 
 class ProcessedStore(Protocol):
@@ -33,16 +34,17 @@ class ProcessedStore(Protocol):
 @dataclass(frozen=True)
 class S3ProcessedStore:
     bucket: str
-    session: boto3.Session
+    s3: S3Hook
 
     def upload(self, local_path: Path, key: str) -> None:
-        # awswrangler uploads in parts from disk: memory stays flat whatever the size.
-        wr.s3.upload(local_file=str(local_path), path=f"s3://{self.bucket}/{key}", boto3_session=self.session)
+        # boto3's managed upload reads the file from disk part by part (multipart above
+        # the hook's transfer threshold): memory stays flat whatever the size.
+        self.s3.load_file(local_path, key, bucket_name=self.bucket, replace=True)
 
     def remove_prefix(self, prefix: str) -> None:
-        keys = wr.s3.list_objects(f"s3://{self.bucket}/{prefix}", boto3_session=self.session)
+        keys = self.s3.list_keys(bucket_name=self.bucket, prefix=prefix)
         if keys:
-            wr.s3.delete_objects(keys, boto3_session=self.session)
+            self.s3.delete_objects(self.bucket, keys)
 
 
 def put_table(store: ProcessedStore, table: pa.Table, key: str) -> None:

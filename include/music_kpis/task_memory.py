@@ -24,6 +24,10 @@ import pyarrow as pa
 VALIDATION_THREADS = 2
 # Blocks read but not yet handed to the writers: one being read plus one per thread.
 BLOCKS_IN_FLIGHT = VALIDATION_THREADS + 1
+# Parts of one S3 upload sent at once (boto3's default is 10). Uploads read the
+# file from disk as they send, so this bounds connections and threads more than
+# memory; a few keep one large part's upload well ahead of the next part.
+UPLOAD_THREADS = 4
 
 # glibc malloc (Python objects, and the bytes objects the raw stream is read
 # into): without these, it raises its mmap threshold as large blocks are freed,

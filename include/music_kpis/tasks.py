@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import awswrangler as wr
-import boto3
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from include.music_kpis.airflow_compat import AirflowFailException, BaseHook
@@ -24,6 +22,7 @@ from include.music_kpis.redshift_copy import check_copy_connection
 from include.music_kpis.retry_policy import is_transient
 from include.music_kpis.schemas import all_schemas, load_schema, load_source_tables
 from include.music_kpis.settings import AWS_CONN_ID, SOURCE_CONN_ID, WAREHOUSE_CONN_ID, RuntimeSettings
+from include.music_kpis.task_memory import UPLOAD_THREADS
 from include.music_kpis.transform import process_raw_file
 from include.music_kpis.warehouse import SQL_DIR
 
@@ -38,13 +37,11 @@ def staging_tables() -> set[str]:
     return {schema.staging_table for schema in all_schemas()} | {MANIFEST_TABLE}
 
 
-def wrangler_session(aws_conn_id: str = AWS_CONN_ID) -> boto3.Session:
-    """boto3 session of an Airflow AWS connection, with its endpoint for awswrangler."""
-    hook = S3Hook(aws_conn_id=aws_conn_id)
-    endpoint = hook.conn_config.endpoint_url
-    if endpoint:  # moto or MinIO locally; unset on AWS
-        wr.config.s3_endpoint_url = endpoint
-    return hook.get_session()
+def s3_hook() -> S3Hook:
+    """S3 through the Airflow AWS connection, for every task: the hook's client honours the
+    connection's endpoint_url extra (moto locally; unset on AWS), and its managed uploads run
+    on a pinned number of threads so a task's memory does not follow the machine."""
+    return S3Hook(aws_conn_id=AWS_CONN_ID, transfer_config_args={"max_concurrency": UPLOAD_THREADS})
 
 
 def create_tables(backend: str) -> None:
@@ -59,7 +56,7 @@ def create_tables(backend: str) -> None:
 def find_new_files() -> dict[str, list[dict[str, Any]]]:
     """Raw files not in the ledger yet ("new"), and those already processed ("skipped")."""
     runtime = RuntimeSettings.from_variables()
-    files = list_raw_files(S3Hook(aws_conn_id=AWS_CONN_ID), runtime.raw_bucket)
+    files = list_raw_files(s3_hook(), runtime.raw_bucket)
     warehouse = BaseHook.get_hook(WAREHOUSE_CONN_ID)
     processed = {row[0] for row in warehouse.get_records((SQL_DIR / "select_ledger.sql").read_text())}
     new = [f for f in files if f.file_id not in processed]
@@ -70,7 +67,7 @@ def find_new_files() -> dict[str, list[dict[str, Any]]]:
 def extract_metadata() -> list[dict[str, Any]]:
     """Users and tracks from the operational database into the raw bucket (metadata_source = rds_postgres)."""
     runtime = RuntimeSettings.from_variables()
-    s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
+    s3 = s3_hook()
     existing = [
         raw
         for table in load_source_tables()
@@ -102,7 +99,7 @@ def validate_and_transform(raw_file: dict[str, Any]) -> dict[str, Any]:
             raw_bucket=runtime.raw_bucket,
             processed_bucket=runtime.processed_bucket,
             reject_threshold=runtime.reject_threshold,
-            session=wrangler_session(),
+            s3=s3_hook(),
             block_bytes=runtime.read_block_bytes,
         )
     except Exception as error:
@@ -134,7 +131,7 @@ def stage_batch(
     runtime = RuntimeSettings.from_variables()
     batch = [FileOutcome(**o) for o in _all(outcomes)]
     batch += [FileOutcome(**f, file_id=RawFile(**f).file_id, outcome=SKIPPED) for f in skipped]
-    manifest = write_manifest(batch_id_for(run_id), batch, runtime.processed_bucket, wrangler_session())
+    manifest = write_manifest(batch_id_for(run_id), batch, runtime.processed_bucket, s3_hook())
     jobs = [
         {"table": load_schema(o.dataset).staging_table, "s3_key": transformed_prefix(o.dataset, o.file_id)}
         for o in batch

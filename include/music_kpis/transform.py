@@ -25,10 +25,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import awswrangler as wr
-import boto3
 import pyarrow as pa
 from botocore.exceptions import ClientError
 
@@ -53,6 +51,9 @@ from include.music_kpis.validation import (
     plan_header,
     validate_chunk,
 )
+
+if TYPE_CHECKING:  # passed in: the transform itself runs, and is benchmarked, without Airflow
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 log = logging.getLogger(__name__)
 
@@ -264,16 +265,16 @@ def process_raw_file(
     raw_bucket: str,
     processed_bucket: str,
     reject_threshold: float,
-    session: boto3.Session,
+    s3: S3Hook,
     block_bytes: int = 4 << 20,
 ) -> FileOutcome:
     """transform_file for a raw object in S3, read at exactly the listed version."""
-    s3 = session.client("s3", endpoint_url=wr.config.s3_endpoint_url)
-    store = S3ProcessedStore(processed_bucket, session)
+    client = s3.get_conn()
+    store = S3ProcessedStore(processed_bucket, s3)
 
     def open_stream() -> closing[BinaryIO]:
         # IfMatch: read exactly the version that was listed, or fail with 412.
-        return closing(s3.get_object(Bucket=raw_bucket, Key=raw.raw_key, IfMatch=f'"{raw.etag}"')["Body"])
+        return closing(client.get_object(Bucket=raw_bucket, Key=raw.raw_key, IfMatch=f'"{raw.etag}"')["Body"])
 
     try:
         return transform_file(raw, open_stream, store, reject_threshold=reject_threshold, block_bytes=block_bytes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -90,13 +91,20 @@ _DATE = r"^\d{4}-\d{2}-\d{2}$"
 _INTEGER = r"^[+-]?\d{1,18}$"
 _INTEGER_DIGITS = 18
 _CONTROL = f"[{CONTROL_CHARACTERS}]"
-_TIMESTAMP_RANGE = (
-    pa.scalar(EARLIEST_TIMESTAMP, pa.timestamp("us")),
-    pa.scalar(LATEST_TIMESTAMP, pa.timestamp("us")),
-)
-_DATE_RANGE = (pa.scalar(EARLIEST_TIMESTAMP.date(), pa.date32()), pa.scalar(LATEST_TIMESTAMP.date(), pa.date32()))
 _DATE_RANGE_RULE = f"outside {EARLIEST_TIMESTAMP.date().isoformat()}..{LATEST_TIMESTAMP.date().isoformat()}"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?$"
+
+
+# Built on first use, not at import: pyarrow imports pandas (about 1 s) the first time
+# it converts a Python value, and the DAG file, parsed often, imports this module.
+@cache
+def _timestamp_range() -> tuple[pa.Scalar, pa.Scalar]:
+    return pa.scalar(EARLIEST_TIMESTAMP, pa.timestamp("us")), pa.scalar(LATEST_TIMESTAMP, pa.timestamp("us"))
+
+
+@cache
+def _date_range() -> tuple[pa.Scalar, pa.Scalar]:
+    return pa.scalar(EARLIEST_TIMESTAMP.date(), pa.date32()), pa.scalar(LATEST_TIMESTAMP.date(), pa.date32())
 
 
 class _Failures:
@@ -236,7 +244,7 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not an accepted timestamp")
         value = pc.if_else(ok, value, pa.scalar(None, value.type))
         # An offset can carry 9999-12-31 past the year 9999 (or 0001-01-01 before year 1).
-        _add_outside(failures, column.name, value, _TIMESTAMP_RANGE)
+        _add_outside(failures, column.name, value, _timestamp_range())
         return value
     if kind == "date":
         date_ok = pc.match_substring_regex(text, _DATE)
@@ -250,7 +258,7 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a date or accepted timestamp")
         value = pc.if_else(date_ok, day, pc.cast(stamp, pa.date32()))
         value = pc.if_else(ok, value, pa.scalar(None, pa.date32()))
-        _add_outside(failures, column.name, value, _DATE_RANGE)
+        _add_outside(failures, column.name, value, _date_range())
         return value
     arrow_type = ARROW_TYPES[kind]
     if kind == "double":

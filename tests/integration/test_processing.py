@@ -1,5 +1,6 @@
-"""File-level rules of contract section 2 on real S3 (moto server) through awswrangler:
-the rejection threshold, unreadable files, and what lands in the processed bucket."""
+"""File-level rules of contract section 2 on real S3 (moto server), reached as the tasks
+reach it (the provider's S3Hook on the AWS connection): the rejection threshold,
+unreadable files, and what lands in the processed bucket."""
 
 from __future__ import annotations
 
@@ -9,29 +10,37 @@ import uuid
 from functools import partial
 from pathlib import Path
 
-import awswrangler as wr
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from include.music_kpis.files import RawFile
 from include.music_kpis.outcomes import LOADED, REJECTED
+from include.music_kpis.parquet_parts import S3ProcessedStore
+from include.music_kpis.settings import AWS_CONN_ID
+from include.music_kpis.task_memory import UPLOAD_THREADS
+from include.music_kpis.tasks import s3_hook
 from include.music_kpis.transform import process_raw_file, transform_file
 from localdev.folder_store import FolderStore
-from localdev.local_stack import MOTO_CREDENTIALS, REGION, create_buckets, s3_client
+from localdev.local_stack import aws_connection, connection_environment, create_buckets, s3_client
 
 HEADER = "user_id,track_id,listen_time\n"
 GOOD = "1,t1,2024-01-01 10:00:00\n"
 
 
 @pytest.fixture
-def buckets(moto_endpoint: str):
+def aws_connection_to_moto(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The AWS connection as the local stack sets it: moto's address in its endpoint_url extra."""
+    monkeypatch.setenv(connection_environment(AWS_CONN_ID), aws_connection(moto_endpoint))
+    return moto_endpoint
+
+
+@pytest.fixture
+def buckets(aws_connection_to_moto: str):
+    moto_endpoint = aws_connection_to_moto
     suffix = uuid.uuid4().hex[:10]
     raw, processed = f"raw-{suffix}", f"processed-{suffix}"
     create_buckets(moto_endpoint, raw, processed)
-    wr.config.s3_endpoint_url = moto_endpoint
-    session = boto3.Session(region_name=REGION, **MOTO_CREDENTIALS)
     s3 = s3_client(moto_endpoint)
 
     def process(key: str, body: bytes | str, *, dataset: str = "streams", threshold: float = 0.05, block_bytes=1 << 20):
@@ -43,7 +52,7 @@ def buckets(moto_endpoint: str):
             raw_bucket=raw,
             processed_bucket=processed,
             reject_threshold=threshold,
-            session=session,
+            s3=s3_hook(),
             block_bytes=block_bytes,
         )
 
@@ -53,8 +62,47 @@ def buckets(moto_endpoint: str):
     def table(key: str):
         return pq.read_table(io.BytesIO(s3.get_object(Bucket=processed, Key=key)["Body"].read()))
 
-    yield process, keys, table
-    wr.config.reset("s3_endpoint_url")
+    return process, keys, table
+
+
+@pytest.fixture
+def processed_store(aws_connection_to_moto: str) -> S3ProcessedStore:
+    bucket = f"processed-{uuid.uuid4().hex[:10]}"
+    create_buckets(aws_connection_to_moto, bucket)
+    return S3ProcessedStore(bucket, s3_hook())
+
+
+def _stored_keys(store: S3ProcessedStore, prefix: str = "") -> list[str]:
+    client = s3_client(store.s3.conn_config.endpoint_url)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def test_a_part_above_the_multipart_threshold_is_uploaded_whole(processed_store, tmp_path: Path) -> None:
+    hook = processed_store.s3
+    assert hook.transfer_config.max_concurrency == UPLOAD_THREADS  # pinned, not boto3's 10
+    part = tmp_path / "part.parquet"
+    part.write_bytes(uuid.uuid4().bytes * (hook.transfer_config.multipart_threshold // 16 + 4096))
+    processed_store.upload(part, "transformed/streams/f/part-00000.parquet")
+    client = s3_client(hook.conn_config.endpoint_url)
+    stored = client.get_object(Bucket=processed_store.bucket, Key="transformed/streams/f/part-00000.parquet")
+    assert "-" in stored["ETag"]  # a multipart upload's ETag ends in -<number of parts>
+    assert stored["Body"].read() == part.read_bytes()
+
+
+def test_remove_prefix_removes_every_part_under_it_and_nothing_else(processed_store, tmp_path: Path) -> None:
+    # More keys than one ListObjectsV2 page or one DeleteObjects request takes (1000 each;
+    # AWS: Amazon S3 API Reference, "ListObjectsV2" and "DeleteObjects").
+    empty = tmp_path / "empty.parquet"
+    empty.write_bytes(b"")
+    client = s3_client(processed_store.s3.conn_config.endpoint_url)
+    doomed = [f"quarantine/streams/f1/rows-{i:05d}.parquet" for i in range(1001)]
+    for key in doomed:
+        client.put_object(Bucket=processed_store.bucket, Key=key, Body=b"")
+    processed_store.upload(empty, "quarantine/streams/f10/rows-00000.parquet")  # a sibling sharing the stem
+    processed_store.remove_prefix("quarantine/streams/f1/")
+    assert _stored_keys(processed_store) == ["quarantine/streams/f10/rows-00000.parquet"]
+    processed_store.remove_prefix("quarantine/streams/none/")  # nothing there: no error
 
 
 def test_good_file_writes_validated_and_transformed_parquet(buckets) -> None:

@@ -15,8 +15,6 @@ import math
 import uuid
 from typing import Any
 
-import awswrangler as wr
-import boto3
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,9 +26,10 @@ from include.music_kpis.operators import S3ParquetToPostgresOperator
 from include.music_kpis.outcomes import LOADED
 from include.music_kpis.schemas import load_schema
 from include.music_kpis.settings import AWS_CONN_ID, WAREHOUSE_CONN_ID
+from include.music_kpis.tasks import s3_hook
 from include.music_kpis.transform import process_raw_file
 from localdev import demo
-from localdev.local_stack import MOTO_CREDENTIALS, REGION, s3_client
+from localdev.local_stack import s3_client
 
 pytestmark = pytest.mark.integration
 
@@ -136,13 +135,12 @@ def test_every_row_is_quarantined_or_stored_exactly(stack, ddl, dataset: str, da
     s3 = s3_client(stack.endpoint)
     s3.put_object(Bucket=stack.raw_bucket, Key=key, Body=csv_bytes(schema.column_names, rows))
     etag = s3.head_object(Bucket=stack.raw_bucket, Key=key)["ETag"].strip('"')
-    wr.config.s3_endpoint_url = stack.endpoint
     outcome = process_raw_file(
         RawFile(dataset, key, etag),
         raw_bucket=stack.raw_bucket,
         processed_bucket=stack.processed_bucket,
         reject_threshold=1.0,  # never reject the whole file: every row is judged on its own
-        session=boto3.Session(region_name=REGION, **MOTO_CREDENTIALS),
+        s3=s3_hook(),  # the stack's AWS connection, as validate_and_transform gets it
     )
     assert outcome.outcome == LOADED, outcome.reason
     assert outcome.rows_read == len(rows)
