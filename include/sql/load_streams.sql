@@ -21,13 +21,24 @@
 -- gives for nothing and the candidates keep until they are appended: new index
 -- entries then land page after page within the batch's dates, not at random,
 -- and a first load's key index is built from rows already in its order.
+-- Each says whether its user and song are known (hash joins to the dimensions
+-- while the plays are read anyway), so the unknown ones are found without
+-- another pass over the batch.
+{%- macro known(alias) -%}
+LEFT JOIN users u ON u.user_id = {{ alias }}.user_id
+LEFT JOIN songs g ON g.track_id = {{ alias }}.track_id
+{%- endmacro %}
+{%- set is_known = 'CASE WHEN u.user_id IS NULL OR g.track_id IS NULL THEN FALSE ELSE TRUE END AS known' %}
 DROP TABLE IF EXISTS tmp_plays;
 CREATE TEMP TABLE tmp_plays{{ by_user }} AS
-SELECT {% for c in candidate %}s.{{ c }}{{ ", " if not loop.last }}{% endfor %}
+SELECT {% for c in candidate %}s.{{ c }}, {% endfor %}{{ is_known }}
 FROM stg_streams s
 JOIN tmp_streams_files f ON f.file_id = s.file_id
+{{ known('s') }}
 UNION
-SELECT {{ candidate | join(', ') }} FROM streams_parked
+SELECT {% for c in candidate %}p.{{ c }}, {% endfor %}{{ is_known }}
+FROM streams_parked p
+{{ known('p') }}
 {%- if backend == 'postgres' %}
 ORDER BY {{ play_key | join(', ') }}
 {%- endif %};
@@ -51,48 +62,57 @@ WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
 
 -- Repeats skipped = the batch's rows minus the plays it adds (loaded or newly
 -- parked): the candidates left that were not parked already (the others are
--- all the batch's). The batch's rows are counted per file, not de-duplicated:
--- a retried COPY may have staged a file more than once, each time whole, so a
--- file counts at most its good rows (read less quarantined, in the manifest).
+-- all the batch's). Every parked play not in the fact table is still a
+-- candidate, so those are counted from the parking, which is small, instead
+-- of matching every candidate against it. The batch's rows are counted per
+-- file, not de-duplicated: a retried COPY may have staged a file more than
+-- once, each time whole, so a file counts at most its good rows (read less
+-- quarantined, in the manifest).
 DROP TABLE IF EXISTS tmp_stream_stats;
 CREATE TEMP TABLE tmp_stream_stats AS
 SELECT (SELECT COALESCE(SUM(LEAST(per_file.staged, f.rows_read - f.rows_quarantined)), 0)
         FROM (SELECT file_id, COUNT(*) AS staged FROM stg_streams GROUP BY file_id) per_file
         JOIN tmp_streams_files f ON f.file_id = per_file.file_id
        ) AS stream_rows,
-       (SELECT COUNT(*) FROM tmp_plays t
-        WHERE NOT EXISTS (
-                SELECT 1 FROM streams_parked p
-                WHERE {{ same_key('streams', 'p', 't') }})
-       ) AS new_plays;
+       (SELECT COUNT(*) FROM tmp_plays)
+       - (SELECT COUNT(*) FROM streams_parked p
+          WHERE NOT EXISTS (
+                  SELECT 1 FROM streams
+                  WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM streams_parked)
+                    AND streams.listen_date = p.listen_date
+                    AND {{ same_key('streams', 'streams', 'p') }})
+         ) AS new_plays;
 
 -- A candidate whose user or song is unknown is parked (unless it is already),
 -- and leaves the candidates: those left are the plays to load. Unknowns are
 -- few, so this writes little, where a table of the loadable plays would copy
 -- every play of the batch once more.
-{%- macro unknown(alias) -%}
-(NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = {{ alias }}.user_id)
-       OR NOT EXISTS (SELECT 1 FROM songs s WHERE s.track_id = {{ alias }}.track_id))
-{%- endmacro %}
 INSERT INTO streams_parked ({{ play }}, parked_batch_id)
 SELECT {{ play }}, '{{ batch }}'
 FROM tmp_plays t
-WHERE {{ unknown('t') }}
+WHERE NOT t.known
   AND NOT EXISTS (
         SELECT 1 FROM streams_parked p
         WHERE {{ same_key('streams', 'p', 't') }});
 
 DELETE FROM tmp_plays
-WHERE {{ unknown('tmp_plays') }};
+WHERE NOT known;
+
+-- The dates and songs of the plays to load, read once for the two uses below.
+DROP TABLE IF EXISTS tmp_play_tracks;
+CREATE TEMP TABLE tmp_play_tracks AS
+SELECT listen_date, track_id
+FROM tmp_plays
+GROUP BY listen_date, track_id;
 
 -- The songs' play dates that this batch adds, found in the fact table within
 -- the batch's dates (before its plays go in), so the cost follows the batch.
 INSERT INTO song_play_dates (track_id, listen_date)
-SELECT DISTINCT l.track_id, l.listen_date
-FROM tmp_plays l
+SELECT l.track_id, l.listen_date
+FROM tmp_play_tracks l
 WHERE NOT EXISTS (
         SELECT 1 FROM streams s
-        WHERE s.listen_date IN (SELECT DISTINCT listen_date FROM tmp_plays)
+        WHERE s.listen_date IN (SELECT DISTINCT listen_date FROM tmp_play_tracks)
           AND s.listen_date = l.listen_date
           AND s.track_id = l.track_id);
 
@@ -141,13 +161,17 @@ $$;
 {%- endif %}
 
 INSERT INTO kpi_dirty_dates (listen_date)
-SELECT DISTINCT listen_date FROM tmp_plays
+SELECT DISTINCT listen_date FROM tmp_play_tracks
 WHERE listen_date NOT IN (SELECT listen_date FROM kpi_dirty_dates);
 
--- Parked plays that loaded leave the parking.
+-- Parked plays that loaded leave the parking: each parked play is looked up in
+-- the fact table (by its key on PostgreSQL, within the parked dates on
+-- Redshift), so this reads as much as the parking holds, not the batch.
 DELETE FROM streams_parked
-USING tmp_plays
-WHERE {{ same_key('streams', 'streams_parked', 'tmp_plays') }};
+USING streams
+WHERE streams.listen_date IN (SELECT DISTINCT listen_date FROM streams_parked)
+  AND streams.listen_date = streams_parked.listen_date
+  AND {{ same_key('streams', 'streams', 'streams_parked') }};
 
 INSERT INTO etl_batches (batch_id, stream_rows, streams_loaded, streams_parked, stream_repeats_skipped)
 SELECT '{{ batch }}', stream_rows, (SELECT COUNT(*) FROM tmp_plays), (SELECT COUNT(*) FROM streams_parked),
