@@ -155,6 +155,9 @@ DECLARE
 BEGIN
     FOR fact_key IN SELECT conname, definition FROM tmp_streams_key LOOP
         EXECUTE format('ALTER TABLE streams ADD CONSTRAINT %I %s', fact_key.conname, fact_key.definition);
+        -- Statistics of the new rows for the plans that read them next (the KPIs):
+        -- until autovacuum comes by, the planner takes the table for empty.
+        ANALYZE streams;
     END LOOP;
 END
 $$;
