@@ -59,8 +59,10 @@ CREATE TABLE stg_{{ dataset }} (
 -- PostgreSQL: staging is transient, written without WAL; the four tables
 -- together, so that a crash empties them together (docs/warehouse-design.md).
 -- Each step reads the whole of staging (one batch): no index but the manifest's.
+-- Autovacuum leaves it alone: record_batch empties it (migration 7 says why).
 {%- for table in ['stg_files', 'stg_users', 'stg_songs', 'stg_streams'] %}
 ALTER TABLE {{ table }} SET UNLOGGED;
+ALTER TABLE {{ table }} SET (autovacuum_enabled = false);
 {%- endfor %}
 CREATE INDEX stg_files_batch_idx ON stg_files (batch_id);
 {%- endif %}

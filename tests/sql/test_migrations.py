@@ -107,6 +107,36 @@ def test_previous_schema_is_brought_up_to_date(warehouse, fixture: str) -> None:
             ("t1", date(2025, 3, 2)),
         ]
         assert rows(conn, "SELECT listen_time FROM streams ORDER BY listen_time")[0] == (datetime(2025, 3, 1, 10),)
+        assert not _autovacuumed_tables(conn) & STAGING  # migration 7
+    finally:
+        conn.close()
+
+
+STAGING = {"stg_files", "stg_users", "stg_songs", "stg_streams"}
+
+
+def _autovacuumed_tables(conn) -> set[str]:
+    """Tables PostgreSQL's autovacuum may work on (no reloption turning it off)."""
+    return {
+        name
+        for (name,) in rows(
+            conn,
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' "
+            "AND NOT coalesce('autovacuum_enabled=false' = ANY(reloptions), false)",
+        )
+    }
+
+
+@pytest.mark.integration
+def test_autovacuum_leaves_staging_alone_and_nothing_else(warehouse) -> None:
+    """record_batch empties staging with TRUNCATE; an autovacuum of a freshly copied batch is only
+    cancelled for that lock after deadlock_timeout (1 s), so staging is never autovacuumed."""
+    conn = warehouse.connect()
+    try:
+        migrate(conn, "postgres")
+        tables = {name for (name,) in rows(conn, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        assert tables > STAGING
+        assert _autovacuumed_tables(conn) == tables - STAGING
     finally:
         conn.close()
 
@@ -159,11 +189,11 @@ def catalog(conn) -> dict[str, list]:
         "SELECT tablename, regexp_replace(indexdef, 'INDEX \\S+ ON', 'INDEX ON') FROM pg_indexes "
         "WHERE schemaname = current_schema() ORDER BY 1, 2",
     )
-    # p: logged, u: unlogged (staging, version 5)
+    # p: logged, u: unlogged (staging, version 5); reloptions: no autovacuum of staging (version 7)
     persistence = rows(
         conn,
-        "SELECT relname, relpersistence FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
-        "AND relkind = 'r' ORDER BY 1",
+        "SELECT relname, relpersistence, reloptions FROM pg_class "
+        "WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r' ORDER BY 1",
     )
     return {"columns": columns, "constraints": constraints, "indexes": indexes, "persistence": persistence}
 
