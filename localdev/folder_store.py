@@ -12,9 +12,15 @@ class FolderStore:
         self.root = root
 
     def upload(self, local_path: Path, key: str) -> None:
+        self._place(local_path, key)
+
+    def copy(self, source_key: str, key: str) -> None:
+        self._place(self.root / source_key, key)
+
+    def _place(self, path: Path, key: str) -> None:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(local_path, target)
+        shutil.copyfile(path, target)
 
     def remove_prefix(self, prefix: str) -> None:
         shutil.rmtree(self.root / prefix, ignore_errors=True)

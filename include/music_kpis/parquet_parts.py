@@ -28,6 +28,8 @@ class ProcessedStore(Protocol):
 
     def upload(self, local_path: Path, key: str) -> None: ...
 
+    def copy(self, source_key: str, key: str) -> None: ...
+
     def remove_prefix(self, prefix: str) -> None: ...
 
 
@@ -40,6 +42,10 @@ class S3ProcessedStore:
         # boto3's managed upload reads the file from disk part by part (multipart above
         # the hook's transfer threshold): memory stays flat whatever the size.
         self.s3.load_file(local_path, key, bucket_name=self.bucket, replace=True)
+
+    def copy(self, source_key: str, key: str) -> None:
+        # Within the bucket, by S3 itself: the worker does not send the bytes again.
+        self.s3.copy_object(source_key, key, source_bucket_name=self.bucket, dest_bucket_name=self.bucket)
 
     def remove_prefix(self, prefix: str) -> None:
         keys = self.s3.list_keys(bucket_name=self.bucket, prefix=prefix)
@@ -140,8 +146,10 @@ class PartWriter:
         assert self.writer is not None
         self.writer.close()
         self.writer = None
-        for prefix in (self.prefix, *self.mirrors):
-            self.store.upload(self._path(), f"{prefix}{self._path().name}")
+        key = f"{self.prefix}{self._path().name}"
+        self.store.upload(self._path(), key)
+        for prefix in self.mirrors:
+            self.store.copy(key, f"{prefix}{self._path().name}")
         self._path().unlink(missing_ok=True)
         self.part += 1
 

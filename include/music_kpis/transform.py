@@ -4,8 +4,8 @@ The file is parsed in order on the calling thread, its blocks are validated on
 a small pool (pyarrow compute releases the GIL) and handed on in file order.
 How many threads and blocks, and in which allocator, is fixed in
 `task_memory`, whatever the machine's core count. Good rows go to ``transformed/`` (staging column order, what the
-warehouse COPYs) and the same Parquet parts to ``validated/`` (see
-`_open_outputs`); rejected rows go to ``quarantine/`` with their reason. Both
+warehouse COPYs) and the same Parquet parts, copied within the bucket, to
+``validated/`` (see `_open_outputs`); rejected rows go to ``quarantine/`` with their reason. Both
 are written in parts on writer threads as the file is read. A file whose
 rejected share is above the threshold, or that cannot be parsed, is rejected
 whole: its validated and transformed outputs are removed so it can never be
@@ -68,7 +68,7 @@ _LOGGED_ROWS = 20
 class _Outputs:
     """Where the rows of one raw file go while it is read."""
 
-    transformed: PartWriter  # also uploaded to validated/
+    transformed: PartWriter  # each part also copied to validated/
     quarantine: PartWriter
     rows_read: int = 0
     rows_quarantined: int = 0
@@ -99,7 +99,8 @@ def _open_outputs(
     every rule, typed, with their derived and lineage columns. Nothing reads it
     back (COPY takes transformed/); it is the record of exactly what was handed to
     the warehouse, and a second encoding of the same rows would cost as much CPU
-    as writing transformed/ itself."""
+    as writing transformed/ itself. Each part is uploaded once and copied by the
+    store (S3 copies within the bucket: the worker does not send it twice)."""
     file_id = raw.file_id
     return _Outputs(
         transformed=PartWriter(

@@ -250,7 +250,21 @@ def test_a_row_longer_than_a_block_is_read_with_larger_blocks(buckets) -> None:
 
 
 class PartsFolder(FolderStore):
-    """The processed bucket as a local folder, listing the Parquet parts written under a prefix."""
+    """The processed bucket as a local folder, listing the Parquet parts written under a prefix,
+    and which keys were uploaded and which copied within it."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.uploaded: list[str] = []
+        self.copied: list[str] = []
+
+    def upload(self, local_path: Path, key: str) -> None:
+        self.uploaded.append(key)
+        super().upload(local_path, key)
+
+    def copy(self, source_key: str, key: str) -> None:
+        self.copied.append(key)
+        super().copy(source_key, key)
 
     def parts(self, prefix: str) -> list[Path]:
         return sorted((self.root / prefix).glob("*.parquet"))
@@ -276,6 +290,9 @@ def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> No
     assert rows == [i for i in range(1, 4001) if i % 7]
     validated = store.parts(f"validated/streams/{raw.file_id}/")
     assert [p.read_bytes() for p in validated] == [p.read_bytes() for p in transformed]
+    # Each part is sent once; validated/ gets copies made within the bucket.
+    assert store.copied == [p.relative_to(store.root).as_posix() for p in validated]
+    assert not any(key.startswith("validated/") for key in store.uploaded)
 
     quarantine = store.parts(f"quarantine/streams/{raw.file_id}/")
     assert len(quarantine) > 1 and all(p.name.startswith("rows-") for p in quarantine)
