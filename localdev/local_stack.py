@@ -20,6 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import boto3
 import psycopg2
+from boto3.s3.transfer import TransferConfig
 from psycopg2 import sql
 
 from include.music_kpis.settings import AWS_CONN_ID, BACKEND, PROCESSED_BUCKET, RAW_BUCKET, WAREHOUSE_CONN_ID
@@ -236,15 +237,21 @@ def create_buckets(endpoint_url: str, *buckets: str) -> None:
             s3.create_bucket(Bucket=bucket)
 
 
+SINGLE_PUT_LIMIT = 5 * 2**30  # S3's largest single PUT (AWS "Uploading objects")
+
+
 def upload_folder(endpoint_url: str, folder: Path, bucket: str, skip_prefixes: tuple[str, ...] = ()) -> list[str]:
     """Upload a raw-bucket-shaped folder; keys are the paths relative to it, minus those under skip_prefixes."""
     s3 = s3_client(endpoint_url)
+    # One PUT per file: the S3 stand-in stores a multipart upload's parts and then
+    # copies them into the object, a third more CPU while the DAG's process parses.
+    whole = TransferConfig(multipart_threshold=SINGLE_PUT_LIMIT)
     keys = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         key = path.relative_to(folder).as_posix()
         if key.startswith(skip_prefixes):
             continue
-        s3.upload_file(str(path), bucket, key)
+        s3.upload_file(str(path), bucket, key, Config=whole)
         keys.append(key)
     return keys
 
