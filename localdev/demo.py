@@ -72,6 +72,8 @@ def airflow_home_environment(state_dir: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_DIR / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # Every task runs in the DAG's one process: its hooks share botocore's parsed models.
+        "AIRFLOW__AWS__SESSION_FACTORY": "localdev.aws_session.SharedLoaderSessionFactory",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_DIR), os.environ.get("PYTHONPATH")])),
     }
 
