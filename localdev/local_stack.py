@@ -11,11 +11,13 @@ import json
 import logging
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 import boto3
@@ -24,6 +26,9 @@ from boto3.s3.transfer import TransferConfig
 from psycopg2 import sql
 
 from include.music_kpis.settings import AWS_CONN_ID, BACKEND, PROCESSED_BUCKET, RAW_BUCKET, WAREHOUSE_CONN_ID
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
 RAW_BUCKET_NAME = "music-streaming-raw"
@@ -223,7 +228,18 @@ def moto_server() -> Iterator[str]:
     try:
         yield f"http://{host}:{port}"
     finally:
-        server.stop()
+        _stop_moto(server, host, port)
+
+
+def _stop_moto(server: ThreadedMotoServer, host: str, port: int) -> None:
+    """server.stop(), at once: its loop looks for a stop request every half second or when a
+    connection comes in, so connections come in until it has stopped."""
+    stopping = threading.Thread(target=server.stop, name="moto-stop")
+    stopping.start()
+    while stopping.is_alive():
+        with suppress(OSError):
+            socket.create_connection((host, port), timeout=1).close()
+        stopping.join(0.02)
 
 
 def s3_client(endpoint_url: str):  # noqa: ANN201 - boto3 client types are dynamic
