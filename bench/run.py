@@ -131,9 +131,11 @@ def run_demo(state: Path, data: Path) -> float:
     return time.perf_counter() - start
 
 
-def demo(state: Path) -> list[tuple]:
+def demo(state: Path, repeats: int) -> list[tuple]:
     """`make demo` on the bundled data, and the whole-DAG first load of DEMO_PLAYS plays against
-    the naive floor on the same embedded server, with where the time goes (Airflow's task records)."""
+    the naive floor on the same embedded server, each the best of `repeats` taken in turns (so
+    that a noisy spell hits both sides), with where the best first load's time goes (Airflow's
+    task records)."""
     from bench.demo_profile import task_seconds
     from bench.naive_floor import measure_floor
     from localdev.local_stack import postgres_server
@@ -146,12 +148,15 @@ def demo(state: Path) -> list[tuple]:
         ("make demo on bundled data, after set-up", f"{bundled:.1f} s", "", "", "< 60 s", bundled < 60)
     ]
 
-    started = time.time()
-    first_load = run_demo(state, big)
-    parts = demo_breakdown(state, started, started + first_load)
-    tasks = task_seconds(state)
-    with postgres_server(state) as server:
-        floor_steps = measure_floor(big / "streams" / "streams1.csv", server, DATA)
+    loads, floors = [], []
+    for _ in range(repeats):
+        started = time.time()
+        seconds = run_demo(state, big)
+        loads.append((seconds, demo_breakdown(state, started, started + seconds), task_seconds(state)))
+        with postgres_server(state) as server:
+            floors.append(measure_floor(big / "streams" / "streams1.csv", server, DATA))
+    first_load, parts, tasks = min(loads, key=lambda load: load[0])
+    floor_steps = min(floors, key=lambda steps: sum(seconds for _, seconds in steps))
     floor = sum(seconds for _, seconds in floor_steps)
     ratio = first_load / floor
     size_mb = (big / "streams" / "streams1.csv").stat().st_size / 2**20
@@ -163,6 +168,16 @@ def demo(state: Path) -> list[tuple]:
             f"{ratio:.2f}",
             "<= 2.0",
             ratio <= 2.0,
+        )
+    )
+    table.append(
+        (
+            f"make demo, first load: each of the {repeats} runs / each floor",
+            ", ".join(f"{load[0]:.1f}" for load in loads) + " s",
+            ", ".join(f"{sum(seconds for _, seconds in steps):.1f}" for steps in floors) + " s",
+            "",
+            "report",
+            None,
         )
     )
     # A run of the bundled data (about 1,200 plays) is nearly all fixed cost: starting the stack and
@@ -212,7 +227,7 @@ def main() -> None:
     if "incremental" in args.only:
         table += incremental_cost()
     if "demo" in args.only:
-        table += demo(DATA / "demo-state")
+        table += demo(DATA / "demo-state", args.repeats)
 
     lines = ["| measure | project | floor or peer | ratio | target | pass |", "|---|---|---|---|---|---|"]
     for measure_name, value, base, rat, target, ok in table:
