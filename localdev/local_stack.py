@@ -142,8 +142,11 @@ def start_embedded_postgres(state_dir: Path) -> tuple[PostgresTarget, int]:
     """Start the embedded PostgreSQL of state_dir/pgdata (or find it running) and leave it
     running; returns where it listens and the postmaster's pid."""
     embedded_postgres = _embedded_postgres()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode=None)
+    pgdata = (state_dir / "pgdata").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # A handle of its own: get_server() hands back this process's earlier handle of the same
+    # pgdata as it was, not started again when the server has been stopped since.
+    server = embedded_postgres.PostgresServer(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     target = PostgresTarget(str(info.socket_dir), info.port or 5432, "postgres", "", "postgres")
     if _configure(target):
