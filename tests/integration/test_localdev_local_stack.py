@@ -7,17 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from localdev.local_stack import PostgresTarget, postgres_server
-
-
-def _answer(server: PostgresTarget) -> int:
-    conn = server.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+from localdev.demo import query
+from localdev.local_stack import postgres_server
 
 
 @pytest.mark.integration
@@ -26,5 +17,5 @@ def test_a_stopped_server_starts_again_in_the_same_process(tmp_path: Path, monke
     monkeypatch.delenv("WAREHOUSE_URL", raising=False)
     for _ in range(2):
         with postgres_server(tmp_path) as server:
-            assert _answer(server) == 1
+            assert query(server, "SELECT 1") == [(1,)]
         shutil.rmtree(tmp_path / "pgdata")
