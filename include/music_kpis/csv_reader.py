@@ -44,6 +44,16 @@ class EmptyFile(Exception):
     """The file has no header row."""
 
 
+class ReadStoppedEarly(Exception):
+    """pyarrow's reader ended before the end of the file without raising an error.
+
+    pyarrow 25's streaming CSV reader sometimes loses the error a block raises
+    (seen for a row longer than a block: a few reads in a hundred ended after
+    the rows before it, with no exception). The stream knows whether it was read
+    to its end; when it was not, this is raised instead of a short file.
+    """
+
+
 GZIP_SUFFIX = ".gz"
 
 
@@ -160,6 +170,7 @@ def read_batches(
             stream.took_block()
             yield decode_batch(batch_bytes, header) if decode else batch_bytes
             next_row = end
+        stream.check_read_to_end()
         if unparsed:  # unparsable rows after the last good one
             empty = pa.Table.from_batches([_empty_batch(len(header))])
             yield RawBatch(_decode(empty, header)[0], np.array([], dtype=np.int64), None, unparsed)
@@ -184,6 +195,8 @@ class _PacedStream(io.RawIOBase):
         self.bytes_read = 0
         self.taken = 0
         self.turn = threading.Condition()
+        self.reading = threading.Lock()  # one read of the stream at a time
+        self.at_end = False
 
     def readable(self) -> bool:
         return True
@@ -194,7 +207,9 @@ class _PacedStream(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         with self.turn:
             self.turn.wait_for(self._may_read, self.PACE_TIMEOUT)
-        data = self.stream.read(size)
+        with self.reading:
+            data = self.stream.read(size)
+            self.at_end = self.at_end or (not data and size != 0)
         with self.turn:
             self.bytes_read += len(data)
         return data
@@ -203,6 +218,17 @@ class _PacedStream(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+    def check_read_to_end(self) -> None:
+        """After pyarrow's last batch: raises ReadStoppedEarly unless the whole stream was read."""
+        if self.at_end:
+            return
+        # pyarrow may finish without a last empty read (a CRLF split by the last block
+        # boundary): then nothing is left to read.
+        with self.reading:
+            rest = self.stream.read(1)
+        if rest:
+            raise ReadStoppedEarly(f"the CSV reader stopped after {self.bytes_read} bytes, before the end of the file")
 
     def took_block(self) -> None:
         with self.turn:
