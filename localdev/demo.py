@@ -94,20 +94,40 @@ def ensure_airflow_db(env: dict[str, str]) -> None:
 
 
 def parse_dags() -> Any:
-    """The DagBag of dags/, its DAGs recorded in Airflow's database."""
+    """The DagBag of dags/ (parsing needs no metadata database: it may be made meanwhile)."""
     from include.music_kpis.airflow_compat import dag_bag
 
     dagbag = dag_bag(str(PROJECT_DIR / "dags"))
     if dagbag.import_errors:
         raise RuntimeError(f"DAG import errors: {dagbag.import_errors}")
-    register_dags(dagbag)
     return dagbag
 
 
 def run_dag(dagbag: Any | None = None) -> tuple[str, str]:
     """Run the DAG once through dag.test() (dags/ parsed now unless given); returns (run_id, state)."""
-    run = (dagbag or parse_dags()).get_dag(DAG_ID).test()
+    dagbag = dagbag or parse_dags()
+    register_dags(dagbag)
+    run = dagbag.get_dag(DAG_ID).test()
     return run.run_id, str(getattr(run.state, "value", run.state))
+
+
+def warm_execution_api() -> None:
+    """Build the execution API that dag.test() talks to, before the run starts.
+
+    dag.test() runs every task in this process against Airflow's execution API,
+    served in-process. Its first request builds the FastAPI app and Cadwyn's
+    versioned routes: 3-4 s of CPU, inside the first task. From Airflow 3.1 the
+    process keeps one such API (in_process_api_server is cached), so building it
+    here moves that work into the time the DAG's process waits for the stack.
+    """
+    from airflow.sdk.execution_time import supervisor
+
+    if not hasattr(supervisor.in_process_api_server, "cache_info"):  # Airflow 3.0: a new API per call
+        return
+    import httpx
+
+    api = supervisor.in_process_api_server()
+    httpx.Client(transport=api.transport, base_url="http://in-process").get("/health").raise_for_status()
 
 
 def register_dags(dagbag: Any) -> None:
@@ -135,10 +155,11 @@ RunDag = Callable[[dict[str, str]], tuple[str, str]]
 
 @contextmanager
 def dag_process() -> Iterator[RunDag]:
-    """A child process that imports Airflow and parses the DAGs (in this process's environment:
-    Airflow's home and the deployment choices the DAG files read) while the caller starts the
-    stack; yields run(environment) -> (run_id, state), which hands it the run's environment
-    (connections, variables) and waits for its run. Stopped on the way out if still running."""
+    """A child process that imports Airflow, parses the DAGs and builds the execution API (in this
+    process's environment: Airflow's home and the deployment choices the DAG files read) while
+    the caller makes Airflow's database and starts the stack; yields run(environment) -> (run_id,
+    state), which hands it the run's environment (connections, variables) and waits for its run.
+    Stopped on the way out if still running."""
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "run.json"
         child = subprocess.Popen(
@@ -400,6 +421,7 @@ def _run_dag_child(result: Path) -> int:
     signal.signal(signal.SIGINT, lambda signum, frame: os._exit(INTERRUPTED))
     try:
         dagbag = parse_dags()
+        warm_execution_api()
         environment = sys.stdin.readline()
         if not environment:
             return 1
@@ -426,10 +448,10 @@ def _main(args: argparse.Namespace) -> int:
     airflow_env.update(deployment_environment())
     airflow_env[METADATA_SOURCE.environment_variable] = args.metadata_source
     os.environ.update(airflow_env)
-    ensure_airflow_db(airflow_env)
 
     # An interruption stops the DAG's process (run_dag_with), then the S3 stand-in and PostgreSQL.
     with dag_process() as run_dag_with, postgres_server(state_dir) as server, moto_server() as endpoint:
+        ensure_airflow_db(airflow_env)  # the DAG's process uses the database only once handed the run
         warehouse = server if os.environ.get("WAREHOUSE_URL") else server.create_database(WAREHOUSE_DATABASE)
         create_buckets(endpoint, RAW_BUCKET_NAME, PROCESSED_BUCKET_NAME)
         run_environment = airflow_environment(endpoint, warehouse)
