@@ -92,10 +92,9 @@ SELECT (SELECT COALESCE(SUM(LEAST(per_file.staged, f.rows_read - f.rows_quaranti
                     AND {{ same_key('streams', 'streams', 'p') }})
          ) AS new_plays;
 
--- A candidate whose user or song is unknown is parked (unless it is already);
--- the known ones are the plays to load. Unknowns are few, so this writes
--- little, and the plays to load are the known candidates, read as they are
--- appended: no table of them, and no pass to delete the others.
+-- A candidate whose user or song is unknown is parked (unless it is already).
+-- Unknowns are few, so this writes little; the known candidates are the plays
+-- to load, read as they are appended: no table of them, no pass deleting the rest.
 INSERT INTO streams_parked ({{ play }}, parked_batch_id)
 SELECT {{ play }}, '{{ batch }}'
 FROM tmp_plays t
