@@ -39,10 +39,19 @@ JOIN songs s ON s.track_id = p.track_id;
 -- Statistics for the KPI queries' plans (a temp table has none until analyzed).
 ANALYZE tmp_kpi_track_hours;
 {%- endif %}
-{%- for kpi in kpi_tables() %}
 
-INSERT INTO {{ kpi.name }} ({{ kpi.column_names | join(", ") }})
+-- Each KPI's rows are made by CREATE TABLE AS and then appended: PostgreSQL
+-- may read the plays for a CREATE TABLE AS with parallel workers, never for
+-- an INSERT ... SELECT (the genre listeners of 5M plays: about 1 s less).
+{%- for kpi in kpi_tables() %}
+{%- set columns = kpi.column_names | join(", ") %}
+
+DROP TABLE IF EXISTS tmp_{{ kpi.name }};
+CREATE TEMP TABLE tmp_{{ kpi.name }} ({{ columns }}) AS
 {% include "kpis/" ~ kpi.name ~ ".sql" %};
+
+INSERT INTO {{ kpi.name }} ({{ columns }})
+SELECT {{ columns }} FROM tmp_{{ kpi.name }};
 {%- endfor %}
 
 DROP TABLE IF EXISTS tmp_recomputed_dates;
