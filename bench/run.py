@@ -327,7 +327,7 @@ def memory(memory_rows: list[int]) -> list[tuple]:
             ", ".join(f"{p} MB" for p in large["transformed_parts_mb"]),
             "",
             "",
-            "64-256 MB, several",
+            "about 64 MB, several",
             len(large["transformed_parts_mb"]) > 1,
         )
     )

@@ -76,9 +76,11 @@ class PartWriter:
     input, so Redshift COPY spreads them over its slices), built in a local temp
     file, with row groups of about `group_rows` rows.
 
-    Encoding, compression and uploads run on the writer's own thread (pyarrow
-    releases the GIL), so validation goes on meanwhile; `write` only queues.
-    Errors surface at the next `write` or at `close`.
+    Encoding and compression run on the writer's own thread (pyarrow releases
+    the GIL), so validation goes on meanwhile; `write` only queues. A finished
+    part is uploaded on another thread while the next is encoded, so only the
+    last part's upload comes after the last row. Errors surface at the next
+    `write` or at `close`.
     """
 
     def __init__(
@@ -104,6 +106,9 @@ class PartWriter:
         self.writer: pq.ParquetWriter | None = None
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-part")
         self.queued: deque[Future[None]] = deque()
+        # A finished part is uploaded on a thread of its own while the next one is encoded.
+        self.uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-upload")
+        self.uploading: Future[None] | None = None
         self.finished = False  # closed or abandoned
 
     def _path(self) -> Path:
@@ -146,12 +151,22 @@ class PartWriter:
         assert self.writer is not None
         self.writer.close()
         self.writer = None
-        key = f"{self.prefix}{self._path().name}"
-        self.store.upload(self._path(), key)
-        for prefix in self.mirrors:
-            self.store.copy(key, f"{prefix}{self._path().name}")
-        self._path().unlink(missing_ok=True)
+        # One upload at a time: parts land in order, and at most two are on local disk.
+        self._wait_for_upload()
+        self.uploading = self.uploads.submit(self._upload, self._path())
         self.part += 1
+
+    def _upload(self, path: Path) -> None:
+        key = f"{self.prefix}{path.name}"
+        self.store.upload(path, key)
+        for prefix in self.mirrors:
+            self.store.copy(key, f"{prefix}{path.name}")
+        path.unlink(missing_ok=True)
+
+    def _wait_for_upload(self) -> None:
+        if self.uploading is not None:
+            uploading, self.uploading = self.uploading, None
+            uploading.result()  # re-raises a failed upload
 
     def _close(self) -> None:
         if self.pending_rows or (self.keep_empty and self.writer is None and self.part == 0):
@@ -166,14 +181,17 @@ class PartWriter:
         try:
             self._drain()
             self.thread.submit(self._close).result()
+            self._wait_for_upload()
         finally:
             self.thread.shutdown()
+            self.uploads.shutdown(wait=True, cancel_futures=True)
             self.tmp.cleanup()
 
     def abandon(self) -> None:
         """Stop without uploading more; returns once nothing is being written."""
         self.finished = True
         self.thread.shutdown(wait=True, cancel_futures=True)
+        self.uploads.shutdown(wait=True, cancel_futures=True)
         self.queued.clear()
         if self.writer is not None:
             self.writer.close()

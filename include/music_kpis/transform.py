@@ -180,7 +180,7 @@ def transform_file(
     *,
     reject_threshold: float,
     block_bytes: int = 4 << 20,
-    part_bytes: int = 128 << 20,
+    part_bytes: int = 64 << 20,
     group_rows: int = 1 << 18,
 ) -> FileOutcome:
     """Validate + transform one raw file into `store`; returns what happened to it.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 import uuid
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from include.music_kpis.files import RawFile
 from include.music_kpis.outcomes import LOADED, REJECTED
-from include.music_kpis.parquet_parts import S3ProcessedStore
+from include.music_kpis.parquet_parts import PartWriter, S3ProcessedStore
 from include.music_kpis.settings import AWS_CONN_ID
 from include.music_kpis.task_memory import UPLOAD_THREADS
 from include.music_kpis.tasks import s3_hook
@@ -299,6 +300,54 @@ def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> No
     rejected = pa.concat_tables([pq.read_table(p) for p in quarantine]).to_pylist()
     assert [r["source_row"] for r in rejected] == bad
     assert rejected[0]["reason"] == "user_id: not an integer (got 'x7')"
+
+
+class HeldUploads(PartsFolder):
+    """Holds the upload of the first part until the writer has begun the next part's file
+    (or a few seconds have passed), and notes whether it had."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.writer: PartWriter | None = None
+        self.next_part_begun_during_upload: bool | None = None
+
+    def upload(self, local_path: Path, key: str) -> None:
+        if self.next_part_begun_during_upload is None:
+            assert self.writer is not None
+            next_part = Path(self.writer.tmp.name) / "part-00001.parquet"
+            deadline = time.monotonic() + 5
+            while not next_part.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.next_part_begun_during_upload = next_part.exists()
+        super().upload(local_path, key)
+
+
+def test_a_part_is_uploaded_while_the_next_is_encoded(tmp_path: Path) -> None:
+    store = HeldUploads(tmp_path / "processed")
+    schema = pa.schema([("n", pa.int64())])
+    writer = PartWriter(store, "transformed/streams/f/", schema, part_bytes=1, group_rows=1)
+    store.writer = writer
+    for n in range(3):
+        writer.write(pa.table({"n": [n]}, schema=schema))
+    writer.close()
+    assert store.next_part_begun_during_upload
+    parts = store.parts("transformed/streams/f/")
+    assert [pq.read_table(p).column("n").to_pylist() for p in parts] == [[0], [1], [2]]
+
+
+class FailingUploads(PartsFolder):
+    def upload(self, local_path: Path, key: str) -> None:
+        raise ConnectionResetError(f"{key}: peer went away")
+
+
+def test_a_failed_upload_is_raised_when_the_writer_closes(tmp_path: Path) -> None:
+    store = FailingUploads(tmp_path / "processed")
+    schema = pa.schema([("n", pa.int64())])
+    writer = PartWriter(store, "transformed/streams/f/", schema, part_bytes=1, group_rows=1)
+    with pytest.raises(ConnectionResetError, match="part-00000"):
+        writer.write(pa.table({"n": [0]}, schema=schema))
+        writer.close()
+    assert store.parts("transformed/streams/f/") == []
 
 
 def test_parts_of_an_earlier_attempt_are_cleared(tmp_path: Path) -> None:
