@@ -162,7 +162,7 @@ def read_batches(
             # the end of this batch is already known: number the good rows around them.
             known = np.array(sorted(r for r, _, _ in unparsed if r >= next_row), dtype=np.int64)
             candidates = np.arange(next_row, next_row + batch.num_rows + len(known), dtype=np.int64)
-            source_rows = candidates[~np.isin(candidates, known)][: batch.num_rows]
+            source_rows = candidates[~np.isin(candidates, known)][: batch.num_rows] if len(known) else candidates
             end = int(source_rows[-1]) + 1 if batch.num_rows else next_row
             done = [u for u in unparsed if u[0] < end]
             unparsed[:] = [u for u in unparsed if u[0] >= end]  # in place: the handler keeps appending

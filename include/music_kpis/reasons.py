@@ -19,6 +19,8 @@ MAX_REASON_BYTES = 2000
 def excerpt(value: str | bytes, limit: int = EXCERPT_CHARS) -> str:
     """At most `limit` characters of value, non-printable ones escaped, '...' when cut."""
     text = value.decode("utf-8", errors="backslashreplace") if isinstance(value, bytes) else value
+    if len(text) <= limit and text.isprintable():  # most values: nothing to cut or escape
+        return text
     cut = len(text) > limit
     escaped = "".join(ch if ch.isprintable() else _escape(ch) for ch in text[:limit])
     return escaped + ("..." if cut else "")
