@@ -106,7 +106,6 @@ class PartWriter:
         self.writer: pq.ParquetWriter | None = None
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-part")
         self.queued: deque[Future[None]] = deque()
-        # A finished part is uploaded on a thread of its own while the next one is encoded.
         self.uploads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-upload")
         self.uploading: Future[None] | None = None
         self.finished = False  # closed or abandoned

@@ -344,8 +344,8 @@ def test_a_failed_upload_is_raised_when_the_writer_closes(tmp_path: Path) -> Non
     store = FailingUploads(tmp_path / "processed")
     schema = pa.schema([("n", pa.int64())])
     writer = PartWriter(store, "transformed/streams/f/", schema, part_bytes=1, group_rows=1)
+    writer.write(pa.table({"n": [0]}, schema=schema))  # only queued: the upload fails on its own thread
     with pytest.raises(ConnectionResetError, match="part-00000"):
-        writer.write(pa.table({"n": [0]}, schema=schema))
         writer.close()
     assert store.parts("transformed/streams/f/") == []
 
