@@ -47,10 +47,14 @@ class EmptyFile(Exception):
 class ReadStoppedEarly(Exception):
     """pyarrow's reader ended before the end of the file without raising an error.
 
-    pyarrow 25's streaming CSV reader sometimes loses the error a block raises
-    (seen for a row longer than a block: a few reads in a hundred ended after
-    the rows before it, with no exception). The stream knows whether it was read
-    to its end; when it was not, this is raised instead of a short file.
+    pyarrow's streaming CSV reader (18 and 25) sometimes loses the error a block
+    raises (seen for a row longer than a block: about one read in a hundred
+    ended after the rows before it, with no exception), sometimes after it had
+    read the file to its end. Two facts prove a read whole: the stream was read
+    to its end, and pyarrow gave at least one batch per block it read (it parses
+    each block into one batch; the header row is parsed as data, so that even
+    the first block gives one). When either fails, this is raised instead of a
+    short file.
     """
 
 
@@ -146,9 +150,11 @@ def read_batches(
 
     names = [f"c{i}" for i in range(len(header))]  # header labels may repeat
     with open_stream() as raw_stream, _PacedStream(raw_stream, block_bytes) as stream:
+        # The header row is read as row 0 of the first block and dropped below:
+        # a first block of blank lines then still gives a batch (see ReadStoppedEarly).
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_bytes, use_threads=False),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.binary()),
@@ -156,8 +162,10 @@ def read_batches(
                 quoted_strings_can_be_null=False,
             ),
         )
-        next_row = 1
+        next_row = 0  # the header row
+        batches = 0
         for batch in reader:
+            batches += 1
             # The parser runs ahead of the batches, so every unparsed row before
             # the end of this batch is already known: number the good rows around them.
             known = np.array(sorted(r for r, _, _ in unparsed if r >= next_row), dtype=np.int64)
@@ -166,11 +174,14 @@ def read_batches(
             end = int(source_rows[-1]) + 1 if batch.num_rows else next_row
             done = [u for u in unparsed if u[0] < end]
             unparsed[:] = [u for u in unparsed if u[0] >= end]  # in place: the handler keeps appending
-            batch_bytes = RawBatch(pa.Table.from_batches([batch]), source_rows, None, done)
+            table = pa.Table.from_batches([batch])
+            if next_row == 0:
+                table, source_rows = table.slice(1), source_rows[1:]
+            batch_bytes = RawBatch(table, source_rows, None, done)
             stream.took_block()
             yield decode_batch(batch_bytes, header) if decode else batch_bytes
             next_row = end
-        stream.check_read_to_end()
+        stream.check_read_whole(batches)
         if unparsed:  # unparsable rows after the last good one
             empty = pa.Table.from_batches([_empty_batch(len(header))])
             yield RawBatch(_decode(empty, header)[0], np.array([], dtype=np.int64), None, unparsed)
@@ -197,6 +208,8 @@ class _PacedStream(io.RawIOBase):
         self.turn = threading.Condition()
         self.reading = threading.Lock()  # one read of the stream at a time
         self.at_end = False
+        self.blocks = 0  # the blocks pyarrow parses: one per read that returned bytes
+        self.ends_with_cr = False
 
     def readable(self) -> bool:
         return True
@@ -210,6 +223,10 @@ class _PacedStream(io.RawIOBase):
         with self.reading:
             data = self.stream.read(size)
             self.at_end = self.at_end or (not data and size != 0)
+            # pyarrow drops the LF of a CRLF split between reads: a read of that LF alone is no block.
+            if data and not (data == b"\n" and self.ends_with_cr):
+                self.blocks += 1
+            self.ends_with_cr = data[-1:] == b"\r" if data else self.ends_with_cr
         with self.turn:
             self.bytes_read += len(data)
         return data
@@ -219,16 +236,20 @@ class _PacedStream(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def check_read_to_end(self) -> None:
-        """After pyarrow's last batch: raises ReadStoppedEarly unless the whole stream was read."""
-        if self.at_end:
-            return
-        # pyarrow may finish without a last empty read (a CRLF split by the last block
-        # boundary): then nothing is left to read.
-        with self.reading:
-            rest = self.stream.read(1)
-        if rest:
-            raise ReadStoppedEarly(f"the CSV reader stopped after {self.bytes_read} bytes, before the end of the file")
+    def check_read_whole(self, batches: int) -> None:
+        """After pyarrow's last batch: raises ReadStoppedEarly unless the whole stream was
+        read and each block it read gave a batch."""
+        if not self.at_end:
+            # pyarrow may finish without a last empty read (a CRLF split by the last block
+            # boundary): then nothing is left to read.
+            with self.reading:
+                rest = self.stream.read(1)
+            if rest:
+                raise ReadStoppedEarly(
+                    f"the CSV reader stopped after {self.bytes_read} bytes, before the end of the file"
+                )
+        if batches < self.blocks:
+            raise ReadStoppedEarly(f"the CSV reader gave {batches} batch(es) for the {self.blocks} blocks it read")
 
     def took_block(self) -> None:
         with self.turn:

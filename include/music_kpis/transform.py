@@ -319,7 +319,7 @@ def _row_longer_than_block(error: Exception) -> bool:
 def _describe(error: Exception) -> str:
     if isinstance(error, UnicodeDecodeError):
         return f"header is not valid UTF-8 (byte {error.start})"
-    if "straddling" in str(error):
+    if _row_longer_than_block(error):
         return f"a row is longer than {MAX_BLOCK_BYTES >> 20} MB"
     return f"unreadable CSV: {describe_read_error(error)}"
 

@@ -1,10 +1,11 @@
 """A raw file is read to its end or not at all (include/music_kpis/csv_reader.py), and
 the transform reads it again when pyarrow stops early (include/music_kpis/transform.py).
 
-pyarrow 25's streaming CSV reader sometimes ends its batches without raising the
+pyarrow's streaming CSV reader sometimes ends its batches without raising the
 error a block hit: a row longer than a block was then dropped with no error
 (tests/integration/test_processing.py::test_a_row_longer_than_a_block_is_read_with_larger_blocks
-failed that way in CI). These tests make pyarrow stop early on purpose.
+failed that way in CI, and later test_blocks_grow_no_larger_than_the_limit, where
+pyarrow had read the whole file). These tests make pyarrow stop early on purpose.
 """
 
 from __future__ import annotations
@@ -55,6 +56,32 @@ class _EndsEarly:
         return itertools.islice(self.reader, 1)
 
 
+class _EndsAtEndOfFile(_EndsEarly):
+    """pyarrow's reader, ending after its first batch without an error once it has read
+    the whole file: the same lost error, when the file is no longer than pyarrow reads ahead."""
+
+    def __init__(self, reader: pacsv.CSVStreamingReader, stream: Any) -> None:
+        super().__init__(reader)
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from itertools.islice(self.reader, 1)
+        while self.stream.read(-1):
+            pass
+
+
+@pytest.fixture
+def pyarrow_ends_at_end_of_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every read of a file's rows ends after its first batch, with the file read to its end."""
+    open_csv = pacsv.open_csv
+    monkeypatch.setattr(csv_reader._PacedStream, "READ_AHEAD", 1 << 10)  # no pacing: read ahead at once
+
+    def open_ending_at_end(stream: Any, **kwargs: Any):
+        return _EndsAtEndOfFile(open_csv(stream, **kwargs), stream)
+
+    monkeypatch.setattr(csv_reader.pacsv, "open_csv", open_ending_at_end)
+
+
 @pytest.fixture
 def pyarrow_ends_early(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The next read of a file's rows ends after its first batch; returns the block sizes of every read."""
@@ -75,6 +102,23 @@ def pyarrow_ends_early(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def test_a_reader_that_ends_before_the_file_is_an_error(pyarrow_ends_early: list[int]) -> None:
     with pytest.raises(ReadStoppedEarly, match="before the end of the file"):
         sum(batch.table.num_rows for batch in read_batches(_opener(_plays(2_000)), COLUMNS, BLOCK))
+
+
+@pytest.mark.usefixtures("pyarrow_ends_at_end_of_file")
+def test_a_reader_that_ends_at_the_end_of_the_file_with_blocks_left_unparsed_is_an_error() -> None:
+    with pytest.raises(ReadStoppedEarly, match=r"gave 1 batch\(es\) for the \d+ blocks"):
+        list(read_batches(_opener(_plays(2_000)), COLUMNS, BLOCK))
+
+
+@pytest.mark.parametrize("leading", ["", "\n" * (2 * BLOCK)], ids=["rows", "blank lines first"])
+def test_each_block_read_gives_a_batch(leading: str) -> None:
+    # What proves a read whole: blank lines fill the first two blocks, and the header,
+    # read as a row of the first block, still makes it give a batch.
+    body = HEADER.encode() + leading.encode() + _plays(2_000)[len(HEADER) :]
+    batches = list(read_batches(_opener(body), COLUMNS, BLOCK))
+    assert sum(batch.table.num_rows for batch in batches) == 2_000
+    assert next(batch for batch in batches if batch.table.num_rows).source_rows[0] == 1
+    assert len(batches) >= -(-len(body) // BLOCK)
 
 
 def test_a_file_read_to_its_end_is_not_an_error() -> None:
@@ -131,3 +175,14 @@ def test_blocks_grow_no_larger_than_the_limit(
     outcome = _transform(tmp_path, body)
     assert outcome.outcome == REJECTED
     assert pyarrow_ends_early == [BLOCK, 2 * BLOCK]
+
+
+@pytest.mark.usefixtures("pyarrow_ends_at_end_of_file")
+def test_a_row_whose_error_pyarrow_lost_after_reading_the_whole_file_rejects_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI once loaded such a file without its long row: pyarrow had read all of it.
+    monkeypatch.setattr(transform, "MAX_BLOCK_BYTES", 2 * BLOCK)
+    body = _plays(30) + f"1,{'x' * 20_000},2024-01-01 10:00:00\n".encode()
+    outcome = _transform(tmp_path, body)
+    assert (outcome.outcome, outcome.reason) == (REJECTED, "a row is longer than 0 MB")
