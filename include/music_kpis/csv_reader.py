@@ -163,9 +163,7 @@ def read_batches(
             ),
         )
         next_row = 0  # the header row
-        batches = 0
         for batch in reader:
-            batches += 1
             # The parser runs ahead of the batches, so every unparsed row before
             # the end of this batch is already known: number the good rows around them.
             known = np.array(sorted(r for r, _, _ in unparsed if r >= next_row), dtype=np.int64)
@@ -181,7 +179,7 @@ def read_batches(
             stream.took_block()
             yield decode_batch(batch_bytes, header) if decode else batch_bytes
             next_row = end
-        stream.check_read_whole(batches)
+        stream.check_read_whole()
         if unparsed:  # unparsable rows after the last good one
             empty = pa.Table.from_batches([_empty_batch(len(header))])
             yield RawBatch(_decode(empty, header)[0], np.array([], dtype=np.int64), None, unparsed)
@@ -223,10 +221,11 @@ class _PacedStream(io.RawIOBase):
         with self.reading:
             data = self.stream.read(size)
             self.at_end = self.at_end or (not data and size != 0)
-            # pyarrow drops the LF of a CRLF split between reads: a read of that LF alone is no block.
-            if data and not (data == b"\n" and self.ends_with_cr):
-                self.blocks += 1
-            self.ends_with_cr = data[-1:] == b"\r" if data else self.ends_with_cr
+            if data:
+                # pyarrow drops the LF of a CRLF split between reads: a read of that LF alone is no block.
+                if not (data == b"\n" and self.ends_with_cr):
+                    self.blocks += 1
+                self.ends_with_cr = data.endswith(b"\r")
         with self.turn:
             self.bytes_read += len(data)
         return data
@@ -236,9 +235,9 @@ class _PacedStream(io.RawIOBase):
         buffer[: len(data)] = data
         return len(data)
 
-    def check_read_whole(self, batches: int) -> None:
+    def check_read_whole(self) -> None:
         """After pyarrow's last batch: raises ReadStoppedEarly unless the whole stream was
-        read and each block it read gave a batch."""
+        read and each block it read gave a batch (one took_block each)."""
         if not self.at_end:
             # pyarrow may finish without a last empty read (a CRLF split by the last block
             # boundary): then nothing is left to read.
@@ -248,8 +247,8 @@ class _PacedStream(io.RawIOBase):
                 raise ReadStoppedEarly(
                     f"the CSV reader stopped after {self.bytes_read} bytes, before the end of the file"
                 )
-        if batches < self.blocks:
-            raise ReadStoppedEarly(f"the CSV reader gave {batches} batch(es) for the {self.blocks} blocks it read")
+        if self.taken < self.blocks:
+            raise ReadStoppedEarly(f"the CSV reader gave {self.taken} batch(es) for the {self.blocks} blocks it read")
 
     def took_block(self) -> None:
         with self.turn:
