@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -139,6 +141,7 @@ def open_page(
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its renderer and helper processes share its process group
         )
         try:
             tools = _DevTools(_devtools_url(profile, process))
@@ -147,12 +150,25 @@ def open_page(
             finally:
                 tools.close()
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop Chromium and every process it started, before its profile folder is removed:
+    a helper still writing there made that removal fail ("Directory not empty") in a test run."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return  # the group is empty
+        time.sleep(0.05)
 
 
 def _load(
