@@ -189,3 +189,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's Airflow home (its SQLite database and logs) goes with the session."""
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

@@ -141,6 +141,9 @@ def open_page(
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its singleton socket folder (org.chromium.Chromium.*) is made under TMPDIR and left
+            # there after a stop: inside the profile folder, it goes with it.
+            env={**os.environ, "TMPDIR": str(profile)},
             start_new_session=True,  # its renderer and helper processes share its process group
         )
         try:
