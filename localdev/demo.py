@@ -20,6 +20,7 @@ stdin (never on a command line).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import logging
@@ -107,23 +108,34 @@ def run_dag(dagbag: Any | None = None) -> tuple[str, str]:
     """Run the DAG once through dag.test() (dags/ parsed now unless given); returns (run_id, state)."""
     dagbag = dagbag or parse_dags()
     register_dags(dagbag)
+    one_execution_api()
     run = dagbag.get_dag(DAG_ID).test()
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 
-def warm_execution_api() -> None:
-    """Build the execution API that dag.test() talks to, before the run starts.
+def one_execution_api() -> None:
+    """Give Airflow 3.0's dag.test() one in-process execution API per process, as 3.1 has.
 
     dag.test() runs every task in this process against Airflow's execution API,
-    served in-process. Its first request builds the FastAPI app and Cadwyn's
-    versioned routes: 3-4 s of CPU, inside the first task. From Airflow 3.1 the
-    process keeps one such API (in_process_api_server is cached), so building it
-    here moves that work into the time the DAG's process waits for the stack.
+    served in-process. Airflow 3.0 builds a new one for every task instance (the
+    FastAPI app and Cadwyn's versioned routes: 3-4 s of CPU each); from 3.1
+    supervisor.in_process_api_server is cached (functools.lru_cache), and each
+    task still sets the DAG the API serves. Local tooling only: a deployed
+    Airflow runs tasks through its own API server.
     """
     from airflow.sdk.execution_time import supervisor
 
-    if not hasattr(supervisor.in_process_api_server, "cache_info"):  # Airflow 3.0: a new API per call
-        return
+    if not hasattr(supervisor.in_process_api_server, "cache_info"):  # Airflow 3.0
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
+
+
+def warm_execution_api() -> None:
+    """Build the execution API that dag.test() talks to (one_execution_api) before the run
+    starts: its first request builds the app, so building it here moves that work into
+    the time the DAG's process waits for the stack."""
+    from airflow.sdk.execution_time import supervisor
+
+    one_execution_api()
     import httpx
 
     api = supervisor.in_process_api_server()
