@@ -26,13 +26,19 @@ CHECK = textwrap.dedent(
 )
 
 
-def test_dag_test_gets_one_execution_api_built_before_the_run(tmp_path: Path) -> None:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "PYTHONPATH": str(PROJECT_DIR)}
+def printed_words(script: str, **environment: str) -> list[str]:
+    """What ``script`` prints, word by word, run by a fresh interpreter (its own garbage
+    collector and Airflow state) in the project with ``environment`` added."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), **environment}
     done = subprocess.run(
-        [sys.executable, "-c", CHECK], env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     )
+    return done.stdout.split()
+
+
+def test_dag_test_gets_one_execution_api_built_before_the_run(tmp_path: Path) -> None:
     # Airflow 3.0 would build a new API (3-4 s of CPU) for each task instance.
-    assert done.stdout.split()[-2:] == ["True", "True"]
+    assert printed_words(CHECK, AIRFLOW_HOME=str(tmp_path))[-2:] == ["True", "True"]
 
 
 START_UP = textwrap.dedent(
@@ -53,10 +59,6 @@ START_UP = textwrap.dedent(
 
 
 def test_start_up_runs_no_collection_and_freezes_what_it_made() -> None:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR)}
-    done = subprocess.run(
-        [sys.executable, "-c", START_UP], env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=True
-    )
     # No collection while the start-up's objects pile up; the run's tasks collect again,
     # without walking them (frozen).
-    assert done.stdout.split()[-4:] == ["False", "0", "True", "True"]
+    assert printed_words(START_UP)[-4:] == ["False", "0", "True", "True"]
