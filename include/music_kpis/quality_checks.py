@@ -123,9 +123,18 @@ def fact_keys(backend: str) -> str:
         f"SELECT 1 FROM pg_constraint WHERE conrelid = '{FACT_TABLE}'::regclass AND contype = 'p' "
         f"AND convalidated AND pg_get_constraintdef(oid) = 'PRIMARY KEY ({key})'"
     )
+    # One row per date of the fact table, found date after date through the key's leading column
+    # (PostgreSQL's "loose index scan"): a probe of the index per date instead of reading every
+    # play (a first load of 5M plays: 0.5 s) for a verdict that does not depend on them.
+    dates = (
+        f"WITH RECURSIVE dates (listen_date) AS ("
+        f"SELECT MIN(listen_date) FROM {FACT_TABLE} "
+        f"UNION ALL SELECT (SELECT MIN(listen_date) FROM {FACT_TABLE} WHERE listen_date > dates.listen_date) "
+        f"FROM dates WHERE dates.listen_date IS NOT NULL)"
+    )
     return (
-        f"(SELECT listen_date, CASE WHEN EXISTS ({enforced}) THEN 1 ELSE 0 END AS copies "
-        f"FROM (SELECT DISTINCT listen_date FROM {FACT_TABLE}) AS dates) AS fact_keys"
+        f"({dates} SELECT listen_date, CASE WHEN EXISTS ({enforced}) THEN 1 ELSE 0 END AS copies "
+        f"FROM dates WHERE listen_date IS NOT NULL) AS fact_keys"
     )
 
 
