@@ -21,12 +21,9 @@ FROM (
         GROUP BY listen_date, listen_hour
     ) l
     JOIN (
+        -- tmp_kpi_track_hours has one row per (date, hour, track): its rows are the tracks.
         SELECT listen_date, listen_hour, CAST(SUM(plays) AS BIGINT) AS total_plays, COUNT(*) AS unique_tracks
-        FROM (
-            SELECT listen_date, listen_hour, track_id, CAST(SUM(plays) AS BIGINT) AS plays
-            FROM tmp_kpi_track_hours
-            GROUP BY listen_date, listen_hour, track_id
-        ) per_track
+        FROM tmp_kpi_track_hours
         GROUP BY listen_date, listen_hour
     ) t ON t.listen_date = l.listen_date AND t.listen_hour = l.listen_hour
 ) h
