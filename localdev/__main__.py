@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from urllib.error import URLError
 
-from localdev.demo import PROJECT_DIR
+from localdev.dag_runner import PROJECT_DIR
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from localdev.airflow_client import AirflowClient
-from localdev.demo import DAG_ID, write_outputs
+from localdev.dag_runner import DAG_ID
+from localdev.outputs import write_outputs
 from localdev.stack import ADMIN_USERNAME, Paths, admin_password, require_up, save_buckets
 
 FINISHED = {"success", "failed"}

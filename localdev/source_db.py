@@ -36,7 +36,7 @@ from psycopg2.extras import execute_values
 from include.music_kpis.metadata_source import SOURCE_SQL_DIR, render
 from include.music_kpis.schemas import SourceTable, load_schema, load_source_tables
 from include.music_kpis.settings import SOURCE_CONN_ID
-from localdev.local_stack import PostgresTarget
+from localdev.local_stack import PostgresTarget, connection_environment
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,19 @@ def seed_from_raw_folder(conn: extensions.connection, raw_dir: Path) -> dict[str
             execute_values(cur, statement, rows, page_size=1000)
             written[table.table] = len(rows)
     return written
+
+
+def seed_source_database(server: PostgresTarget, data: Path) -> dict[str, str]:
+    """Create and seed the operational database beside the warehouse (`make demo` with
+    METADATA_SOURCE=rds_postgres); the DAG's connection to it, as its environment variable."""
+    source = server.create_database(SOURCE_DATABASE)
+    conn = source.connect()
+    try:
+        seeded = seed_from_raw_folder(conn, data)
+    finally:
+        conn.close()
+    print(f"Source database {SOURCE_DATABASE} seeded from {data}: {seeded['users']} users, {seeded['tracks']} tracks")
+    return {connection_environment(SOURCE_CONN_ID): source.airflow_connection()}
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ import psutil
 from include.music_kpis.settings import METADATA_SOURCE
 from localdev import processes
 from localdev.airflow_client import AirflowAPIError, AirflowClient, is_answering
-from localdev.demo import DAG_ID, PROJECT_DIR, WAREHOUSE_DATABASE
+from localdev.dag_runner import DAG_ID, PROJECT_DIR
+from localdev.demo import WAREHOUSE_DATABASE
 from localdev.local_stack import (
     PROCESSED_BUCKET_NAME,
     RAW_BUCKET_NAME,

@@ -37,7 +37,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from include.music_kpis.files import batch_id_for  # noqa: E402
 from include.music_kpis.settings import METADATA_SOURCE, PROCESSED_BUCKET, RAW_BUCKET, SOURCE_CONN_ID  # noqa: E402
-from localdev import demo  # noqa: E402
+from localdev import dag_runner, outputs  # noqa: E402
 from localdev.local_stack import (  # noqa: E402
     PostgresTarget,
     airflow_environment,
@@ -162,14 +162,14 @@ class Stack:
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
     def run_dag(self) -> RunResult:
-        run_id, state = demo.run_dag()
-        return RunResult(run_id, state, demo.run_summary(self.warehouse, batch_id_for(run_id)))
+        run_id, state = dag_runner.run_dag()
+        return RunResult(run_id, state, outputs.run_summary(self.warehouse, batch_id_for(run_id)))
 
     def query(self, statement: str, args: tuple = ()) -> list[tuple]:
-        return demo.query(self.warehouse, statement, args)
+        return outputs.query(self.warehouse, statement, args)
 
     def export(self, out_dir: Path) -> None:
-        demo.export_kpis(self.warehouse, out_dir)
+        outputs.export_kpis(self.warehouse, out_dir)
 
 
 @pytest.fixture

@@ -67,10 +67,11 @@ def task_states(run_id: str) -> dict[str, str]:
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session
 
-    from localdev import demo
+    from localdev import dag_runner
 
     with create_session() as session:
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == demo.DAG_ID, TaskInstance.run_id == run_id)
+        run_tis = (TaskInstance.dag_id == dag_runner.DAG_ID, TaskInstance.run_id == run_id)
+        tis = session.query(TaskInstance).filter(*run_tis)
         return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in tis}
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from localdev import demo
+from localdev import dag_runner
 from localdev.sample_data import generate
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ def mapped_copies(run_id: str) -> int:
         return (
             session.query(TaskInstance)
             .filter(
-                TaskInstance.dag_id == demo.DAG_ID,
+                TaskInstance.dag_id == dag_runner.DAG_ID,
                 TaskInstance.run_id == run_id,
                 TaskInstance.task_id == "copy_to_staging",
             )

@@ -16,7 +16,7 @@ import pytest
 
 from include.music_kpis.files import batch_id_for
 from include.music_kpis.migrations import migrate
-from localdev import demo
+from localdev import dag_runner, outputs
 from localdev.sample_data import generate
 from tests.conftest import Stack, fresh_database
 
@@ -63,9 +63,9 @@ def run_once(stack):
     """One DAG run for LOGICAL_DATE; calling it again re-runs that same DAG run."""
     from include.music_kpis.airflow_compat import dag_bag
 
-    dagbag = dag_bag(str(demo.PROJECT_DIR / "dags"))
-    demo.register_dags(dagbag)
-    run = dagbag.dags[demo.DAG_ID].test(logical_date=LOGICAL_DATE)
+    dagbag = dag_bag(str(dag_runner.PROJECT_DIR / "dags"))
+    dag_runner.register_dags(dagbag)
+    run = dagbag.dags[dag_runner.DAG_ID].test(logical_date=LOGICAL_DATE)
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 
@@ -120,7 +120,7 @@ def test_airflow_retry_recovers(stack, raw_dir: Path, clean_snapshot, step: str)
     assert fault_fired(stack) >= 2  # it failed once, then the retry went through
     assert state == "success"
     assert snapshot(stack) == clean_snapshot
-    assert demo.run_summary(stack.warehouse, batch_id_for(run_id))["rejected_files"] == []
+    assert outputs.run_summary(stack.warehouse, batch_id_for(run_id))["rejected_files"] == []
 
 
 @pytest.mark.parametrize("step", list(FAULTS))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from localdev.demo import query
 from localdev.local_stack import postgres_server
+from localdev.outputs import query
 
 
 @pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from localdev import demo
+from localdev import demo, outputs
 from localdev.sample_data import generate
 from tests.helpers.kpi_oracle import assert_kpis_equal, expected_tables, read_kpi_csv
 from tests.helpers.warehouse_checks import assert_warehouse_matches, kpis_of
@@ -171,7 +171,9 @@ def test_report_quarantine_and_exports_of_a_run(
     assert run.state == "success" and run.summary["quarantined_rows"]["streams"] == 1
     out = tmp_path / "out"
     out.mkdir()
-    code = demo.write_outputs(stack.warehouse, run.run_id, run.state, out, "", stack.endpoint, stack.processed_bucket)
+    code = outputs.write_outputs(
+        stack.warehouse, run.run_id, run.state, out, "", stack.endpoint, stack.processed_bucket
+    )
     assert code == 0
     assert json.loads((out / "run_summary.json").read_text()) == run.summary  # unchanged by the report
     quarantined = (out / "quarantine" / "streams" / "streams1.csv").read_text(encoding="utf-8").splitlines()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from localdev import demo
+from localdev import outputs
 from localdev.local_stack import PostgresTarget
 from localdev.sample_data import generate
 from localdev.source_db import seed_from_raw_folder
@@ -146,7 +146,7 @@ def test_changed_source_row_is_upserted_by_the_next_run(
         changed = {line.split(",")[0] for line in stack.raw_object(key).splitlines()[1:]}
         id_column = "track_id" if table == "tracks" else "user_id"
         since_look_back = f"SELECT {id_column} FROM {table} WHERE updated_at > '2019-12-31 23:50+00'"
-        expected = demo.query(source_database, since_look_back)
+        expected = outputs.query(source_database, since_look_back)
         assert changed == {str(value) for (value,) in expected}, key
         assert len(changed) <= 2
     assert stack.query("SELECT track_genre, popularity FROM songs WHERE track_id = %s", (track_id,)) == [(new_genre, 3)]

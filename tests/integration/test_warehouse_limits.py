@@ -28,7 +28,7 @@ from include.music_kpis.schemas import load_schema
 from include.music_kpis.settings import AWS_CONN_ID, WAREHOUSE_CONN_ID
 from include.music_kpis.tasks import s3_hook
 from include.music_kpis.transform import process_raw_file
-from localdev import demo
+from localdev import outputs
 from localdev.local_stack import s3_client
 
 pytestmark = pytest.mark.integration
@@ -163,7 +163,7 @@ def test_every_row_is_quarantined_or_stored_exactly(stack, ddl, dataset: str, da
     ).execute({})
     validated = _parquet_rows(stack, transformed)
     columns = [f.name for f in schema.staging_arrow_schema]
-    stored = demo.query(
+    stored = outputs.query(
         stack.warehouse,
         f"SELECT {', '.join(columns)} FROM {schema.staging_table} WHERE file_id = %s ORDER BY source_row",
         (outcome.file_id,),
