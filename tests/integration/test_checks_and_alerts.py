@@ -67,11 +67,10 @@ def task_states(run_id: str) -> dict[str, str]:
     from airflow.models import TaskInstance
     from airflow.utils.session import create_session
 
-    from localdev import dag_runner
+    from localdev.dag_runner import DAG_ID
 
     with create_session() as session:
-        run_tis = (TaskInstance.dag_id == dag_runner.DAG_ID, TaskInstance.run_id == run_id)
-        tis = session.query(TaskInstance).filter(*run_tis)
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id)
         return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in tis}
 
 

@@ -5,13 +5,10 @@ walking what that start-up made (start_up_objects_kept)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from tests.helpers.fresh_interpreter import printed_words
 
 CHECK = textwrap.dedent(
     """
@@ -24,16 +21,6 @@ CHECK = textwrap.dedent(
           any(getattr(route, "path", None) == "/health" for route in app.routes))
     """
 )
-
-
-def printed_words(script: str, **environment: str) -> list[str]:
-    """What ``script`` prints, word by word, run by a fresh interpreter (its own garbage
-    collector and Airflow state) in the project with ``environment`` added."""
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_DIR), **environment}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, cwd=PROJECT_DIR, capture_output=True, text=True, check=True
-    )
-    return done.stdout.split()
 
 
 def test_dag_test_gets_one_execution_api_built_before_the_run(tmp_path: Path) -> None:

@@ -4,15 +4,12 @@ The DAG's process is the start's critical path; Airflow, pyarrow and boto3 cost 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from tests.helpers.fresh_interpreter import printed_words
+
 HEAVY = ("airflow", "pyarrow", "boto3", "include.music_kpis.schemas")
 
 LOADED = textwrap.dedent(
@@ -26,12 +23,4 @@ LOADED = textwrap.dedent(
 
 @pytest.mark.parametrize("module", ["localdev.demo", "localdev.dag_runner"])
 def test_make_demo_imports_nothing_heavy_before_the_dag_process_starts(module: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", LOADED.format(module=module, heavy=HEAVY)],
-        env={**os.environ, "PYTHONPATH": str(PROJECT_DIR)},
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == ["none"]
+    assert printed_words(LOADED.format(module=module, heavy=HEAVY)) == ["none"]
