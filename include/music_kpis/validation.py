@@ -26,6 +26,7 @@ from include.music_kpis.schemas import (
     Column,
     DatasetSchema,
 )
+from include.music_kpis.string_bytes import has_no_edge_whitespace, match_fixed_forms
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -84,10 +85,13 @@ class ChunkResult:
 # pattern did not match.
 _UTC_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?|T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z?)$"
 _OFFSET_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?[+-](?:[01]\d|2[0-3]):[0-5]\d$"
-_EPOCH = "1970-01-01T00:00:00"
-_EPOCH_UTC = "1970-01-01T00:00:00Z"
+# Every form of _UTC_TIMESTAMP that is 19 or 20 bytes long (D: a digit), nearly all
+# rows of a real file: rows of these lengths are settled by their bytes, not the regex.
+# tests/unit/test_validation.py checks that the two agree.
+_PLAIN_UTC_TIMESTAMPS = (b"DDDD-DD-DD DD:DD:DD", b"DDDD-DD-DDTDD:DD:DD", b"DDDD-DD-DDTDD:DD:DDZ")
 _MICROSECONDS = len("2024-01-01T00:00:00.000000")  # longest text the parser takes without cutting
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
+_PLAIN_DATES = (b"DDDD-DD-DD",)  # _DATE's only form
 _INTEGER = r"^[+-]?\d{1,18}$"
 _INTEGER_DIGITS = 18
 _CONTROL = f"[{CONTROL_CHARACTERS}]"
@@ -105,6 +109,34 @@ def _timestamp_range() -> tuple[pa.Scalar, pa.Scalar]:
 @cache
 def _date_range() -> tuple[pa.Scalar, pa.Scalar]:
     return pa.scalar(EARLIEST_TIMESTAMP.date(), pa.date32()), pa.scalar(LATEST_TIMESTAMP.date(), pa.date32())
+
+
+def _matches(text: pa.Array, pattern: str, plain_forms: tuple[bytes, ...]) -> pa.Array:
+    """match_substring_regex(text, pattern), with the rows as long as one of the
+    pattern's plain forms settled by their bytes (string_bytes): the regex only
+    runs on the others."""
+    fixed = match_fixed_forms(text, plain_forms)
+    if fixed is None:
+        return pc.match_substring_regex(text, pattern)
+    matched, settled = fixed
+    if not settled.all():
+        rest = np.flatnonzero(~settled)
+        matched[rest] = pc.match_substring_regex(text.take(rest), pattern).to_numpy(zero_copy_only=False)
+    return pa.array(matched)
+
+
+def _trimmed(text: pa.Array) -> pa.Array:
+    """Leading and trailing whitespace removed; the kernel copies every value, so it only
+    runs when some value may have any."""
+    return text if has_no_edge_whitespace(text) else pc.utf8_trim_whitespace(text)
+
+
+def _null_where_not(text: pa.Array, ok: pa.Array) -> pa.Array:
+    """text, null where not ok, ready for a cast (which skips nulls). Shares text's
+    buffers: an if_else would copy every value."""
+    if text.null_count or text.offset or ok.null_count or ok.offset:
+        return pc.if_else(ok, text, pa.scalar(None, text.type))
+    return pa.Array.from_buffers(text.type, len(text), [ok.buffers()[1], *text.buffers()[1:]])
 
 
 class _Failures:
@@ -147,9 +179,9 @@ def _integers(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     the sign only run on the rest.
     """
     digits = pc.and_(pc.ascii_is_decimal(text), pc.less_equal(pc.binary_length(text), _INTEGER_DIGITS))
-    values = pc.cast(pc.if_else(digits, text, "0"), pa.int64())
     if pc.all(digits).as_py():
-        return values, digits
+        return pc.cast(text, pa.int64()), digits
+    values = pc.cast(_null_where_not(text, digits), pa.int64())
     rest = pc.invert(digits)
     others = pc.filter(text, rest)
     others_ok = pc.match_substring_regex(others, _INTEGER)
@@ -165,19 +197,18 @@ def _cast_timestamps(text: pa.Array, ok: pa.Array, *, zoned: bool) -> tuple[pa.A
     if longest > _MICROSECONDS:
         text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")  # cut to microseconds
     target = pa.timestamp("us", "UTC") if zoned else pa.timestamp("us")
-    filler = _EPOCH_UTC if zoned else _EPOCH
     try:
-        stamps = pc.cast(pc.if_else(ok, text, filler), target)
+        stamps = pc.cast(_null_where_not(text, ok), target)
     except pa.ArrowInvalid:  # rare: an impossible date or time among well-formed text
         base = pc.replace_substring(pc.utf8_slice_codeunits(text, 0, 19), "T", " ")
         ok = pc.and_(ok, _real_calendar(base, "%Y-%m-%d %H:%M:%S"))
-        stamps = pc.cast(pc.if_else(ok, text, filler), target)
+        stamps = pc.cast(_null_where_not(text, ok), target)
     return pc.cast(stamps, pa.timestamp("us")), ok
 
 
 def _utc_timestamps(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     """(UTC-naive timestamp[us], ok) for the accepted forms; value undefined where not ok."""
-    ok = pc.match_substring_regex(text, _UTC_TIMESTAMP)
+    ok = _matches(text, _UTC_TIMESTAMP, _PLAIN_UTC_TIMESTAMPS)
     # A trailing Z says UTC, which is what a naive value here means: drop it, one cast for all.
     stamps, ok = _cast_timestamps(pc.utf8_rtrim(text, characters="Z"), ok, zoned=False)
     if pc.all(ok).as_py():
@@ -217,7 +248,7 @@ def _add_outside(failures: _Failures, column: str, value: pa.Array, bounds: tupl
 def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Array:
     """One column, typed; rows that break a rule are recorded in `failures`."""
     # fill_null copies value by value even when nothing is null (arrow 25): only when needed.
-    text = pc.utf8_trim_whitespace(pc.fill_null(raw, "") if raw.null_count else raw)
+    text = _trimmed(pc.fill_null(raw, "") if raw.null_count else raw)
     empty = pc.equal(pc.binary_length(text), 0)  # far cheaper than comparing strings to ""
     present = pc.invert(empty)
     if not column.accepts_null:
@@ -247,7 +278,7 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
         _add_outside(failures, column.name, value, _timestamp_range())
         return value
     if kind == "date":
-        date_ok = pc.match_substring_regex(text, _DATE)
+        date_ok = _matches(text, _DATE, _PLAIN_DATES)
         try:
             day = pc.cast(pc.if_else(date_ok, text, "1970-01-01"), pa.date32())
         except pa.ArrowInvalid:  # rare: an impossible date such as 2024-02-30

@@ -90,7 +90,7 @@ def test_blocks_threads_and_pool_do_not_follow_the_core_count(
     assert pools == {arrow_pool().backend_name}
 
 
-def test_arrow_pool_is_mimalloc_where_built_in() -> None:
+def test_arrow_pool_is_jemalloc_where_built_in() -> None:
     assert arrow_pool().backend_name in {"mimalloc", "jemalloc", "system"}
-    if "mimalloc" in pa.supported_memory_backends():
-        assert arrow_pool().backend_name == "mimalloc"
+    if "jemalloc" in pa.supported_memory_backends():
+        assert arrow_pool().backend_name == "jemalloc"
