@@ -29,14 +29,18 @@ BLOCKS_IN_FLIGHT = VALIDATION_THREADS + 1
 # memory; a few keep one large part's upload well ahead of the next part.
 UPLOAD_THREADS = 4
 
-# glibc malloc (Python objects, and the bytes objects the raw stream is read
-# into): without these, it raises its mmap threshold as large blocks are freed,
-# after which every 4 MB read block comes from a heap that keeps it, and it
-# grows one heap per thread (up to 8 per core).
+# glibc malloc (Python objects, numpy's arrays, and the bytes objects the raw
+# stream is read into): without these, it raises its mmap threshold as large
+# blocks are freed, after which every 4 MB read block comes from a heap that
+# keeps it, and it grows one heap per thread (up to 8 per core). The threshold
+# sits below a read block and above a block's numpy arrays (about 1 MB for
+# 8 bytes a row): at 256 KB each of those was mapped and faulted in anew, which
+# cost the validation of a 5M-row file 0.3 s of kernel time (peak RSS on the
+# 1.9 GB file: 346 MB then, 357 MB now).
 _M_ARENA_MAX = -8
 _M_MMAP_THRESHOLD = -3
 _GLIBC_ARENAS = 2
-_GLIBC_MMAP_THRESHOLD = 256 << 10
+_GLIBC_MMAP_THRESHOLD = 2 << 20
 # How long jemalloc keeps freed pages for reuse before it returns them: 500 ms kept
 # the peak on the 1.9 GB file at 346 MB (Arrow's 1000 ms: 367 MB; 0: 300 MB, but a
 # third slower, every page faulted in again).
