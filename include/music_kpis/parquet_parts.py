@@ -71,6 +71,13 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     return [f.name for f in schema if any(f.type.equals(t) for t in _DICTIONARY_TYPES)]
 
 
+def _statistics_columns(schema: pa.Schema) -> list[str]:
+    """Min/max statistics let a reader skip row groups by date, time or number. Text is
+    left out: COPY reads every row group, the min and max of ids, reasons or raw
+    records skip nothing, and computing them cost the writer about a tenth of its time."""
+    return [f.name for f in schema if not pa.types.is_string(f.type)]
+
+
 class PartWriter:
     """Parquet files of about `part_bytes` each under a prefix (several for a large
     input, so Redshift COPY spreads them over its slices), built in a local temp
@@ -135,6 +142,7 @@ class PartWriter:
                 self.schema,
                 compression="snappy",
                 use_dictionary=_dictionary_columns(self.schema),
+                write_statistics=_statistics_columns(self.schema),
             )
         table = pa.concat_tables(self.pending) if self.pending else self.schema.empty_table()
         self.writer.write_table(table, row_group_size=max(self.pending_rows, 1))

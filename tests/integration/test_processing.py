@@ -4,6 +4,7 @@ unreadable files, and what lands in the processed bucket."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import io
 import time
@@ -300,6 +301,27 @@ def test_large_outputs_are_streamed_in_parts_in_file_order(tmp_path: Path) -> No
     rejected = pa.concat_tables([pq.read_table(p) for p in quarantine]).to_pylist()
     assert [r["source_row"] for r in rejected] == bad
     assert rejected[0]["reason"] == "user_id: not an integer (got 'x7')"
+
+
+def test_row_groups_keep_statistics_of_dates_times_and_numbers_only(tmp_path: Path) -> None:
+    csv = tmp_path / "streams.csv"
+    csv.write_text(HEADER + "1,t1,2024-01-01 10:00:00\n2,t2,2024-01-03 11:00:00\n", encoding="utf-8")
+    store = PartsFolder(tmp_path / "processed")
+    raw = RawFile("streams", "streams/stats.csv", "etag")
+    transform_file(raw, partial(csv.open, "rb"), store, reject_threshold=0.0)
+
+    (part,) = store.parts(f"transformed/streams/{raw.file_id}/")
+    group = pq.ParquetFile(part).metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert {name for name, column in columns.items() if column.is_stats_set} == {
+        "user_id",
+        "listen_time",
+        "listen_date",
+        "listen_hour",
+        "source_row",
+    }
+    dates = columns["listen_date"].statistics
+    assert (dates.min, dates.max) == (dt.date(2024, 1, 1), dt.date(2024, 1, 3))
 
 
 class HeldUploads(PartsFolder):
