@@ -23,8 +23,15 @@ class _Values:
     """Where each value of a string array lies in its data buffer."""
 
     buffer: pa.Buffer
-    starts: np.ndarray  # int32, as the buffer's offsets
-    lengths: np.ndarray
+    offsets: np.ndarray  # int32, a view of the array's own
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self.offsets[:-1]
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self.offsets[1:]
 
 
 def _values(text: pa.Array) -> _Values | None:
@@ -35,7 +42,7 @@ def _values(text: pa.Array) -> _Values | None:
     if buffer is None or buffer.size < _WORD:
         return None
     offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[text.offset : text.offset + len(text) + 1]
-    return _Values(buffer, offsets[:-1], np.diff(offsets))
+    return _Values(buffer, offsets)
 
 
 def has_no_edge_whitespace(text: pa.Array) -> bool:
@@ -46,14 +53,18 @@ def has_no_edge_whitespace(text: pa.Array) -> bool:
     if values is None:
         return False
     data = np.frombuffer(values.buffer, dtype=np.uint8)
-    last = len(data) - 1
-    # An empty value has nothing to trim; its neighbours' bytes can only make this say False.
-    first_bytes = data[np.minimum(values.starts, last)]
-    last_bytes = data[np.maximum(values.starts + values.lengths - 1, 0)]
-    return bool(
-        ((first_bytes >= _FIRST_PRINTABLE) & (first_bytes <= _LAST_PRINTABLE)).all()
-        and ((last_bytes >= _FIRST_PRINTABLE) & (last_bytes <= _LAST_PRINTABLE)).all()
-    )
+    # An empty value has nothing to trim: the bytes read for it are its neighbours' (the
+    # last byte of the buffer, at index -1, for empty values first), which can only
+    # make this say False.
+    starts = values.starts
+    if starts[-1] >= len(data):  # empty values at the end
+        starts = np.minimum(starts, len(data) - 1)
+    return bool(_printable(data[starts]).all() and _printable(data[values.ends - 1]).all())
+
+
+def _printable(byte: np.ndarray) -> np.ndarray:
+    # One comparison: bytes below the range wrap around to above it.
+    return (byte - np.uint8(_FIRST_PRINTABLE)) <= np.uint8(_LAST_PRINTABLE - _FIRST_PRINTABLE)
 
 
 @dataclass(frozen=True)  # hashable: fits() is cached per pattern
@@ -104,6 +115,7 @@ def match_fixed_forms(text: pa.Array, forms: tuple[bytes, ...]) -> tuple[np.ndar
     words = np.ndarray(shape=(values.buffer.size - _WORD + 1,), dtype="<u8", buffer=values.buffer, strides=(1,))
     highest = len(words) - 1
     rows = len(values.starts)
+    lengths = np.diff(values.offsets)
     matched, settled = np.zeros(rows, dtype=bool), np.zeros(rows, dtype=bool)
 
     # Each row's word at a distance from its start, or its last word ("end"); a row of
@@ -111,7 +123,7 @@ def match_fixed_forms(text: pa.Array, forms: tuple[bytes, ...]) -> tuple[np.ndar
     @cache
     def word(at: int | str) -> np.ndarray:
         if at == "end":
-            return words[np.clip(values.starts + values.lengths - _WORD, 0, highest)]
+            return words[np.clip(values.ends - _WORD, 0, highest)]
         return words[np.minimum(values.starts + at, highest)]
 
     @cache
@@ -119,7 +131,7 @@ def match_fixed_forms(text: pa.Array, forms: tuple[bytes, ...]) -> tuple[np.ndar
         return pattern.fits(word(at))
 
     for length in sorted({len(form) for form in forms}):
-        this_length = values.lengths == length
+        this_length = lengths == length
         if not this_length.any():
             continue
         settled |= this_length
