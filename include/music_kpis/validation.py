@@ -366,7 +366,7 @@ def validate_chunk(
             arrays[column.name] = pa.nulls(kept, type=arrow_type)
     for derived in schema.derived:
         arrays[derived.name] = _derive(derived.rule, arrays[derived.source]).cast(ARROW_TYPES[derived.type])
-    arrays["file_id"] = pa.array([file_id], pa.string()).take(pa.array(np.zeros(kept, dtype=np.int64)))
+    arrays["file_id"] = pa.repeat(pa.scalar(file_id, pa.string()), kept)
     arrays["source_row"] = pc.filter(source_row, keep)
     good = pa.Table.from_pydict(arrays, schema=schema.staging_arrow_schema)
 
