@@ -316,8 +316,11 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
 
 
 def _one_array(column: pa.ChunkedArray) -> pa.Array:
-    """The column as one array (kernels such as replace_with_mask take no chunked input)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    """The column as one array (kernels such as replace_with_mask take no chunked input)
+    that starts at offset 0: pyarrow 18 (MWAA's) if_else misreads the strings of a
+    sliced array, such as the first block's, whose header row was sliced off."""
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return array if array.offset == 0 else pa.concat_arrays([array])
 
 
 def _derive(rule: str, source: pa.Array) -> pa.Array:
