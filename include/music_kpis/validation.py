@@ -87,7 +87,7 @@ _UTC_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?|T\d{2}:
 _OFFSET_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?[+-](?:[01]\d|2[0-3]):[0-5]\d$"
 # Every form of _UTC_TIMESTAMP that is 19 or 20 bytes long (D: a digit), nearly all
 # rows of a real file: rows of these lengths are settled by their bytes, not the regex.
-# tests/unit/test_validation.py checks that the two agree.
+# tests/unit/test_string_bytes.py checks that the two agree.
 _PLAIN_UTC_TIMESTAMPS = (b"DDDD-DD-DD DD:DD:DD", b"DDDD-DD-DDTDD:DD:DD", b"DDDD-DD-DDTDD:DD:DDZ")
 _MICROSECONDS = len("2024-01-01T00:00:00.000000")  # longest text the parser takes without cutting
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -280,10 +280,10 @@ def _parse_column(column: Column, raw: pa.Array, failures: _Failures) -> pa.Arra
     if kind == "date":
         date_ok = _matches(text, _DATE, _PLAIN_DATES)
         try:
-            day = pc.cast(pc.if_else(date_ok, text, "1970-01-01"), pa.date32())
+            day = pc.cast(_null_where_not(text, date_ok), pa.date32())
         except pa.ArrowInvalid:  # rare: an impossible date such as 2024-02-30
             date_ok = pc.and_(date_ok, _real_calendar(text, "%Y-%m-%d"))
-            day = pc.cast(pc.if_else(date_ok, text, "1970-01-01"), pa.date32())
+            day = pc.cast(_null_where_not(text, date_ok), pa.date32())
         stamp, stamp_ok = _utc_timestamps(text)
         ok = pc.or_(date_ok, stamp_ok)
         failures.add(column.name, pc.and_(present, pc.invert(ok)), "not a date or accepted timestamp")
