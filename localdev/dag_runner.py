@@ -43,7 +43,7 @@ def run_dag(dagbag: Any | None = None) -> tuple[str, str]:
     """Run the DAG once through dag.test() (dags/ parsed now unless given); returns (run_id, state)."""
     dagbag = dagbag or parse_dags()
     register_dags(dagbag)
-    one_execution_api()
+    warm_execution_api()
     run = dagbag.get_dag(DAG_ID).test()
     return run.run_id, str(getattr(run.state, "value", run.state))
 
@@ -65,16 +65,49 @@ def one_execution_api() -> None:
 
 
 def warm_execution_api() -> None:
-    """Build the execution API that dag.test() talks to (one_execution_api) before the run
-    starts: its first request builds the app, so building it here moves that work into
-    the time the DAG's process waits for the stack."""
+    """Build the execution API that dag.test() talks to (one_execution_api), for the task SDK's
+    API version only (only_the_task_sdk_api_version), before the run starts: its first request
+    builds the routes, so building it here moves that work into the time the DAG's process
+    waits for the stack. Once built, the same API serves every later call."""
     from airflow.sdk.execution_time import supervisor
 
     one_execution_api()
     import httpx
 
-    api = supervisor.in_process_api_server()
-    httpx.Client(transport=api.transport, base_url="http://in-process").get("/health").raise_for_status()
+    with only_the_task_sdk_api_version():
+        api = supervisor.in_process_api_server()
+        httpx.Client(transport=api.transport, base_url="http://in-process").get("/health").raise_for_status()
+
+
+@contextmanager
+def only_the_task_sdk_api_version() -> Iterator[None]:
+    """While the in-process execution API is built, its one client's API version is the only one.
+
+    The API serves every version it has ever had (Cadwyn), making a copy of each route for
+    each older version: ten versions on Airflow 3.3, about 3 s of CPU, the longest step of
+    make demo's start. Its one client here is this process's task SDK, which names its own
+    version in every request: the API's newest when both come from one install. Routes that
+    exist only in older versions go with them. An install whose SDK speaks an older version
+    gets every version.
+    """
+    from airflow.api_fastapi.execution_api import versions
+    from airflow.api_fastapi.execution_api.routes import execution_api_router
+    from airflow.sdk.api.datamodels._generated import API_VERSION
+    from cadwyn import HeadVersion, Version, VersionBundle
+    from cadwyn.route_generation import _DELETED_ROUTE_TAG  # how Cadwyn marks a route of older versions only
+
+    every_version, every_route = versions.bundle, execution_api_router.routes
+    if str(every_version.versions[0].value) != API_VERSION:
+        yield
+        return
+    versions.bundle = VersionBundle(HeadVersion(), Version(API_VERSION))
+    execution_api_router.routes = [
+        route for route in every_route if _DELETED_ROUTE_TAG not in getattr(route, "tags", ())
+    ]
+    try:
+        yield
+    finally:
+        versions.bundle, execution_api_router.routes = every_version, every_route
 
 
 @contextmanager
