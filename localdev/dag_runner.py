@@ -39,12 +39,13 @@ def parse_dags() -> Any:
     return dagbag
 
 
-def run_dag(dagbag: Any | None = None) -> tuple[str, str]:
-    """Run the DAG once through dag.test() (dags/ parsed now unless given); returns (run_id, state)."""
+def run_dag(dagbag: Any | None = None, **test_args: Any) -> tuple[str, str]:
+    """Run the DAG once through dag.test(**test_args) (dags/ parsed now unless given); returns
+    (run_id, state)."""
     dagbag = dagbag or parse_dags()
     register_dags(dagbag)
     warm_execution_api()
-    run = dagbag.get_dag(DAG_ID).test()
+    run = dagbag.get_dag(DAG_ID).test(**test_args)
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 

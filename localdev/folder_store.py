@@ -13,7 +13,7 @@ class FolderStore:
         self.root = root
 
     def upload(self, local_path: Path, key: str) -> None:
-        self._place(local_path, key)
+        shutil.copyfile(local_path, self._target(key))
 
     def copy(self, source_key: str, key: str) -> None:
         # S3 copies within a bucket on its own side, at no cost to the worker; a hard
@@ -23,9 +23,6 @@ class FolderStore:
             os.link(self.root / source_key, target)
         except OSError:  # a file system without hard links
             shutil.copyfile(self.root / source_key, target)
-
-    def _place(self, path: Path, key: str) -> None:
-        shutil.copyfile(path, self._target(key))
 
     def _target(self, key: str) -> Path:
         target = self.root / key

@@ -61,12 +61,7 @@ def snapshot(stack) -> dict[str, list[tuple]]:
 
 def run_once(stack):
     """One DAG run for LOGICAL_DATE; calling it again re-runs that same DAG run."""
-    from include.music_kpis.airflow_compat import dag_bag
-
-    dagbag = dag_bag(str(dag_runner.PROJECT_DIR / "dags"))
-    dag_runner.register_dags(dagbag)
-    run = dagbag.dags[dag_runner.DAG_ID].test(logical_date=LOGICAL_DATE)
-    return run.run_id, str(getattr(run.state, "value", run.state))
+    return dag_runner.run_dag(logical_date=LOGICAL_DATE)
 
 
 def install_fault(stack, step: str, times: int) -> None:
